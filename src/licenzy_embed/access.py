@@ -1,0 +1,51 @@
+"""Access answers: the hot yes/no (``AccessDecision``) and the full picture (``CustomerAccess``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .entitlement import Entitlement
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    subject_ref: str
+    allowed: bool
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject_ref": self.subject_ref, "allowed": self.allowed}
+
+
+@dataclass(frozen=True)
+class CustomerAccess:
+    subject_ref: str
+    has_access: bool
+    status: str
+    entitlements: list[Entitlement] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.has_access
+
+    @classmethod
+    def from_entitlements(cls, subject_ref: str, entitlements: list[Entitlement]) -> CustomerAccess:
+        has_access = any(e.available for e in entitlements)
+        if has_access:
+            status = "active"
+        elif entitlements:
+            # SPEC §4: the status of the most recently changed entitlement.
+            status = max(entitlements, key=lambda e: (e.updated_at, e.created_at, e.id)).status
+        else:
+            status = "none"
+        return cls(subject_ref, has_access, status, entitlements)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject_ref": self.subject_ref,
+            "has_access": self.has_access,
+            "status": self.status,
+            "entitlements": [e.to_dict() for e in self.entitlements],
+        }

@@ -1,0 +1,150 @@
+"""The storage Protocol every store implements.
+
+Two levels:
+
+* :class:`Store` — the object an app constructs. Its reads (``has_access``,
+  ``list_entitlements``…) run outside any explicit transaction; ``has_access`` is the hot path
+  and must be one indexed lookup.
+* :class:`StoreTransaction` — what ``Store.transaction(mode)`` yields: an all-or-nothing unit
+  of work scoped to one mode. Every change the core makes (a usage spend, a webhook's effects
+  together with its event id, a grant with its ledger entry) happens inside exactly one of
+  these, so a failure leaves nothing half written.
+
+Concurrency contract, which the shared contract suite (``tests/contract``) checks for every
+store:
+
+* ``lock_subject`` locks every entitlement row of the subject for the rest of the
+  transaction (``SELECT … FOR UPDATE`` in SQL), so two spends on one subject serialise;
+* ``adjust_units`` is a *relative, conditional* update (``SET usage_remaining =
+  usage_remaining + :delta WHERE usage_remaining + :delta >= 0``), never a blind overwrite of a
+  value read earlier; it raises :class:`UnitsConflict` when the row would go negative;
+* ``insert_*`` of a row whose unique key exists raises :class:`DuplicateKey` (the race of two
+  concurrent inserts included), which the core turns into "duplicate"/"replay" answers;
+* any failure to reach the database raises :class:`~licenzy_embed.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ..entitlement import EntitlementRecord
+from ..ledger import LedgerEntry
+from ..records import (
+    CheckoutAttempt,
+    CustomerLink,
+    HoldRecord,
+    ProcessedEvent,
+    UsageRecord,
+    Watermark,
+)
+
+
+class DuplicateKey(Exception):
+    """A unique key (event id, idempotency key, customer) already exists."""
+
+
+class UnitsConflict(Exception):
+    """A conditional units update found fewer units than the change needs."""
+
+
+class StoreTransaction(Protocol):
+    mode: str
+
+    # entitlements
+    def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
+        """Lock and return all the subject's entitlements, oldest first (created_at, id)."""
+
+    def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
+        """Lock and return one entitlement."""
+
+    def find_entitlements(
+        self,
+        *,
+        stripe_subscription_id: str | None = None,
+        stripe_checkout_session_id: str | None = None,
+        stripe_payment_intent_id: str | None = None,
+    ) -> list[EntitlementRecord]:
+        """Lock and return entitlements matching every given Stripe reference."""
+
+    def insert_entitlement(self, record: EntitlementRecord) -> None: ...
+
+    def save_entitlement(self, record: EntitlementRecord) -> None:
+        """Write every column of an existing entitlement (matched by id)."""
+
+    def adjust_units(self, entitlement_id: str, delta: int, now: datetime) -> int:
+        """Add ``delta`` to usage_remaining, conditionally; return the new value."""
+
+    def add_ledger(self, entry: LedgerEntry) -> None: ...
+
+    # usage idempotency and holds
+    def get_usage_record(self, subject_ref: str, idempotency_key: str) -> UsageRecord | None: ...
+
+    def insert_usage_record(self, record: UsageRecord) -> None: ...
+
+    def get_hold(self, hold_id: str) -> HoldRecord | None: ...
+
+    def get_hold_by_key(self, subject_ref: str, idempotency_key: str) -> HoldRecord | None: ...
+
+    def insert_hold(self, hold: HoldRecord) -> None: ...
+
+    def save_hold(self, hold: HoldRecord) -> None: ...
+
+    def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
+        """Holds still ``held`` whose ``expires_at`` <= now (of one subject, or all)."""
+
+    # webhooks
+    def get_processed_event(self, event_id: str) -> ProcessedEvent | None: ...
+
+    def insert_processed_event(self, event: ProcessedEvent) -> None: ...
+
+    def get_watermark(self, object_id: str) -> Watermark | None: ...
+
+    def save_watermark(self, watermark: Watermark) -> None:
+        """Insert or replace the high-water mark of one Stripe object."""
+
+    # checkout attempts and customers
+    def get_attempt_by_key(self, idempotency_key: str) -> CheckoutAttempt | None: ...
+
+    def get_attempt_by_session(self, stripe_session_id: str) -> CheckoutAttempt | None: ...
+
+    def insert_attempt(self, attempt: CheckoutAttempt) -> None: ...
+
+    def save_attempt(self, attempt: CheckoutAttempt) -> None: ...
+
+    def get_customer(self, subject_ref: str) -> CustomerLink | None: ...
+
+    def get_customer_by_stripe_id(self, stripe_customer_id: str) -> CustomerLink | None: ...
+
+    def insert_customer(self, link: CustomerLink) -> None: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    def transaction(self, mode: str) -> AbstractContextManager[StoreTransaction]:
+        """An all-or-nothing unit of work: committed when the block exits normally, rolled
+        back (every write undone) when it raises."""
+
+    def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
+        """Is any of the subject's entitlements available at ``now``? One indexed lookup."""
+
+    def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
+        """The subject's entitlements, oldest first (created_at, id)."""
+
+    def get_entitlement(self, mode: str, entitlement_id: str) -> EntitlementRecord | None: ...
+
+    def list_ledger(self, mode: str, subject_ref: str) -> list[LedgerEntry]:
+        """The subject's ledger, oldest first."""
+
+    def get_processed_event(self, mode: str, event_id: str) -> ProcessedEvent | None: ...
+
+    def get_attempt(self, mode: str, attempt_id: str) -> CheckoutAttempt | None: ...
+
+    def close(self) -> None: ...
+
+
+def sorted_oldest_first(records: Iterator[EntitlementRecord] | list[EntitlementRecord]
+                        ) -> list[EntitlementRecord]:
+    return sorted(records, key=lambda r: (r.created_at, r.id))

@@ -1,0 +1,296 @@
+"""``InMemoryStore``: the store for tests and single-process apps.
+
+One re-entrant lock serialises every transaction, which is what makes it trivially atomic;
+writes inside a transaction append an undo action so that an exception rolls them all back.
+Reads take the same lock so they never see a half-applied transaction. Each lookup the core
+needs has its own dict index, so an access check is a dict lookup plus a walk over the
+subject's few entitlements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from ..entitlement import EntitlementRecord
+from ..errors import StoreUnavailable
+from ..ledger import LedgerEntry
+from ..records import (
+    CheckoutAttempt,
+    CustomerLink,
+    HoldRecord,
+    ProcessedEvent,
+    UsageRecord,
+    Watermark,
+)
+from .base import DuplicateKey, UnitsConflict
+
+K = TypeVar("K")
+V = TypeVar("V")
+_MISSING: Any = object()
+
+
+class _Tables:
+    def __init__(self) -> None:
+        self.entitlements: dict[tuple[str, str], EntitlementRecord] = {}
+        self.by_subject: dict[tuple[str, str], list[str]] = {}
+        self.ledger: dict[tuple[str, str], list[LedgerEntry]] = {}
+        self.usage: dict[tuple[str, str, str], UsageRecord] = {}
+        self.holds: dict[tuple[str, str], HoldRecord] = {}
+        self.holds_by_key: dict[tuple[str, str, str], str] = {}
+        self.events: dict[tuple[str, str], ProcessedEvent] = {}
+        self.watermarks: dict[tuple[str, str], Watermark] = {}
+        self.attempts: dict[tuple[str, str], CheckoutAttempt] = {}
+        self.attempts_by_key: dict[tuple[str, str], str] = {}
+        self.attempts_by_session: dict[tuple[str, str], str] = {}
+        self.customers: dict[tuple[str, str], CustomerLink] = {}
+        self.customers_by_stripe: dict[tuple[str, str], str] = {}
+
+
+class _MemoryTransaction:
+    def __init__(self, store: InMemoryStore, mode: str) -> None:
+        self.mode = mode
+        self._t = store._tables
+        self._undo: list[Callable[[], None]] = []
+
+    # -- write helpers that remember how to undo themselves
+    def _put(self, table: dict[K, V], key: K, value: V) -> None:
+        old = table.get(key, _MISSING)
+        table[key] = value
+        if old is _MISSING:
+            self._undo.append(lambda: table.pop(key, None))
+        else:
+            self._undo.append(lambda: table.__setitem__(key, old))
+
+    def _append(self, table: dict[K, list[V]], key: K, value: V) -> None:
+        table.setdefault(key, []).append(value)
+        self._undo.append(lambda: table[key].pop())
+
+    def rollback(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    # -- entitlements
+    def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
+        ids = self._t.by_subject.get((self.mode, subject_ref), [])
+        return [self._t.entitlements[(self.mode, i)] for i in ids]
+
+    def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
+        return self._t.entitlements.get((self.mode, entitlement_id))
+
+    def find_entitlements(self, *, stripe_subscription_id: str | None = None,
+                          stripe_checkout_session_id: str | None = None,
+                          stripe_payment_intent_id: str | None = None
+                          ) -> list[EntitlementRecord]:
+        wanted = {
+            "stripe_subscription_id": stripe_subscription_id,
+            "stripe_checkout_session_id": stripe_checkout_session_id,
+            "stripe_payment_intent_id": stripe_payment_intent_id,
+        }
+        wanted = {k: v for k, v in wanted.items() if v is not None}
+        if not wanted:
+            return []
+        found = [
+            r for (m, _), r in self._t.entitlements.items()
+            if m == self.mode and all(getattr(r, k) == v for k, v in wanted.items())
+        ]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def insert_entitlement(self, record: EntitlementRecord) -> None:
+        key = (self.mode, record.id)
+        if key in self._t.entitlements:
+            raise DuplicateKey(record.id)
+        self._put(self._t.entitlements, key, record)
+        self._append(self._t.by_subject, (self.mode, record.subject_ref), record.id)
+
+    def save_entitlement(self, record: EntitlementRecord) -> None:
+        key = (self.mode, record.id)
+        if key not in self._t.entitlements:
+            raise KeyError(record.id)
+        self._put(self._t.entitlements, key, record)
+
+    def adjust_units(self, entitlement_id: str, delta: int, now: datetime) -> int:
+        key = (self.mode, entitlement_id)
+        record = self._t.entitlements[key]
+        if record.usage_remaining is None or record.usage_remaining + delta < 0:
+            raise UnitsConflict(entitlement_id)
+        updated = dataclasses.replace(
+            record, usage_remaining=record.usage_remaining + delta, updated_at=now
+        )
+        self._put(self._t.entitlements, key, updated)
+        return updated.usage_remaining  # type: ignore[return-value]
+
+    def add_ledger(self, entry: LedgerEntry) -> None:
+        self._append(self._t.ledger, (self.mode, entry.subject_ref), entry)
+
+    # -- usage
+    def get_usage_record(self, subject_ref: str, idempotency_key: str) -> UsageRecord | None:
+        return self._t.usage.get((self.mode, subject_ref, idempotency_key))
+
+    def insert_usage_record(self, record: UsageRecord) -> None:
+        key = (self.mode, record.subject_ref, record.idempotency_key)
+        if key in self._t.usage:
+            raise DuplicateKey(record.idempotency_key)
+        self._put(self._t.usage, key, record)
+
+    def get_hold(self, hold_id: str) -> HoldRecord | None:
+        return self._t.holds.get((self.mode, hold_id))
+
+    def get_hold_by_key(self, subject_ref: str, idempotency_key: str) -> HoldRecord | None:
+        hold_id = self._t.holds_by_key.get((self.mode, subject_ref, idempotency_key))
+        return None if hold_id is None else self._t.holds[(self.mode, hold_id)]
+
+    def insert_hold(self, hold: HoldRecord) -> None:
+        by_key = (self.mode, hold.subject_ref, hold.idempotency_key)
+        if by_key in self._t.holds_by_key:
+            raise DuplicateKey(hold.idempotency_key)
+        self._put(self._t.holds, (self.mode, hold.id), hold)
+        self._put(self._t.holds_by_key, by_key, hold.id)
+
+    def save_hold(self, hold: HoldRecord) -> None:
+        self._put(self._t.holds, (self.mode, hold.id), hold)
+
+    def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
+        return sorted(
+            (h for (m, _), h in self._t.holds.items()
+             if m == self.mode and h.status == "held" and h.expires_at <= now
+             and (subject_ref is None or h.subject_ref == subject_ref)),
+            key=lambda h: (h.created_at, h.id),
+        )
+
+    # -- webhooks
+    def get_processed_event(self, event_id: str) -> ProcessedEvent | None:
+        return self._t.events.get((self.mode, event_id))
+
+    def insert_processed_event(self, event: ProcessedEvent) -> None:
+        key = (self.mode, event.event_id)
+        if key in self._t.events:
+            raise DuplicateKey(event.event_id)
+        self._put(self._t.events, key, event)
+
+    def get_watermark(self, object_id: str) -> Watermark | None:
+        return self._t.watermarks.get((self.mode, object_id))
+
+    def save_watermark(self, watermark: Watermark) -> None:
+        self._put(self._t.watermarks, (self.mode, watermark.object_id), watermark)
+
+    # -- checkout attempts and customers
+    def get_attempt_by_key(self, idempotency_key: str) -> CheckoutAttempt | None:
+        attempt_id = self._t.attempts_by_key.get((self.mode, idempotency_key))
+        return None if attempt_id is None else self._t.attempts[(self.mode, attempt_id)]
+
+    def get_attempt_by_session(self, stripe_session_id: str) -> CheckoutAttempt | None:
+        attempt_id = self._t.attempts_by_session.get((self.mode, stripe_session_id))
+        return None if attempt_id is None else self._t.attempts[(self.mode, attempt_id)]
+
+    def insert_attempt(self, attempt: CheckoutAttempt) -> None:
+        if (self.mode, attempt.idempotency_key) in self._t.attempts_by_key:
+            raise DuplicateKey(attempt.idempotency_key)
+        self._put(self._t.attempts, (self.mode, attempt.id), attempt)
+        self._put(self._t.attempts_by_key, (self.mode, attempt.idempotency_key), attempt.id)
+        self._put(self._t.attempts_by_session, (self.mode, attempt.stripe_session_id),
+                  attempt.id)
+
+    def save_attempt(self, attempt: CheckoutAttempt) -> None:
+        self._put(self._t.attempts, (self.mode, attempt.id), attempt)
+
+    def get_customer(self, subject_ref: str) -> CustomerLink | None:
+        return self._t.customers.get((self.mode, subject_ref))
+
+    def get_customer_by_stripe_id(self, stripe_customer_id: str) -> CustomerLink | None:
+        subject = self._t.customers_by_stripe.get((self.mode, stripe_customer_id))
+        return None if subject is None else self._t.customers[(self.mode, subject)]
+
+    def insert_customer(self, link: CustomerLink) -> None:
+        if (self.mode, link.subject_ref) in self._t.customers or (
+            (self.mode, link.stripe_customer_id) in self._t.customers_by_stripe
+        ):
+            raise DuplicateKey(link.subject_ref)
+        self._put(self._t.customers, (self.mode, link.subject_ref), link)
+        self._put(self._t.customers_by_stripe, (self.mode, link.stripe_customer_id),
+                  link.subject_ref)
+
+
+class InMemoryStore:
+    """Thread-safe, single-process store. State lives as long as the object."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tables = _Tables()
+        self._outage = False
+        self._active: threading.local = threading.local()
+
+    def _check(self) -> None:
+        if self._outage:
+            raise StoreUnavailable("the in-memory store is simulating an outage")
+
+    @contextmanager
+    def unavailable(self) -> Iterator[None]:
+        """Make every operation raise ``StoreUnavailable`` inside the block: for testing that
+        an app fails closed when its database is down."""
+        self._outage = True
+        try:
+            yield
+        finally:
+            self._outage = False
+
+    @contextmanager
+    def transaction(self, mode: str) -> Iterator[_MemoryTransaction]:
+        self._check()
+        outer: _MemoryTransaction | None = getattr(self._active, "tx", None)
+        if outer is not None:
+            # A nested block joins the outer unit of work, as SQL savepoint-free code would.
+            yield outer
+            return
+        with self._lock:
+            tx = _MemoryTransaction(self, mode)
+            self._active.tx = tx
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+            finally:
+                self._active.tx = None
+
+    def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
+        self._check()
+        with self._lock:
+            ents = self._tables.entitlements
+            return any(
+                ents[(mode, i)].is_available(now)
+                for i in self._tables.by_subject.get((mode, subject_ref), ())
+            )
+
+    def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
+        self._check()
+        with self._lock:
+            ids = self._tables.by_subject.get((mode, subject_ref), [])
+            return [self._tables.entitlements[(mode, i)] for i in ids]
+
+    def get_entitlement(self, mode: str, entitlement_id: str) -> EntitlementRecord | None:
+        self._check()
+        with self._lock:
+            return self._tables.entitlements.get((mode, entitlement_id))
+
+    def list_ledger(self, mode: str, subject_ref: str) -> list[LedgerEntry]:
+        self._check()
+        with self._lock:
+            return list(self._tables.ledger.get((mode, subject_ref), []))
+
+    def get_processed_event(self, mode: str, event_id: str) -> ProcessedEvent | None:
+        self._check()
+        with self._lock:
+            return self._tables.events.get((mode, event_id))
+
+    def get_attempt(self, mode: str, attempt_id: str) -> CheckoutAttempt | None:
+        self._check()
+        with self._lock:
+            return self._tables.attempts.get((mode, attempt_id))
+
+    def close(self) -> None:
+        pass

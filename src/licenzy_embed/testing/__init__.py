@@ -1,0 +1,6 @@
+"""Test kit for apps using licenzy-embed: a controllable clock, a Stripe simulator that
+produces real signed events, and a pytest plugin (``licenzy_embed.testing.pytest_plugin``)."""
+
+from .clock import FrozenClock
+
+__all__ = ["FrozenClock"]

@@ -1,0 +1,268 @@
+"""Usage: atomic, idempotent spending of units, and holds (reservations).
+
+Each operation runs as one store transaction that first locks the subject's entitlement rows
+(``StoreTransaction.lock_subject``); units then move only through the store's conditional,
+relative ``adjust_units``. Two spends on one subject therefore serialise in every store, and a
+spend can neither overdraw nor be applied twice — the idempotency record is written in the same
+transaction, under a unique key.
+
+The policy (which entitlements pay, in what order) is written once here and shared by every
+store: soonest-expiring first, no expiry last, then oldest first; all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ._ids import new_id
+from .clock import iso
+from .entitlement import REFUNDED, EntitlementRecord
+from .errors import IdempotencyConflict, InsufficientUsage, ReservationExpired
+from .events import ChangeEvent
+from .ledger import LedgerEntry
+from .records import Allocation, HoldRecord, UsageRecord
+
+if TYPE_CHECKING:
+    from .stores.base import StoreTransaction
+
+_FAR_FUTURE = datetime.max
+
+
+@dataclass(frozen=True)
+class UsageResult:
+    ok: bool
+    consumed: int
+    usage_remaining: int
+    replayed: bool = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "consumed": self.consumed, "usage_remaining": self.usage_remaining}
+
+
+@dataclass
+class Reservation:
+    """Units held for one piece of work. ``commit`` spends (possibly fewer) units, ``release``
+    gives them all back; a hold not settled by ``expires_at`` is released automatically."""
+
+    id: str
+    subject_ref: str
+    units: int
+    expires_at: datetime
+    status: str
+    idempotency_key: str
+    committed_units: int | None = None
+    _commit: Callable[[Reservation, int | None], UsageResult] | None = field(
+        default=None, repr=False, compare=False)
+    _release: Callable[[Reservation], None] | None = field(
+        default=None, repr=False, compare=False)
+
+    def commit(self, units: int | None = None) -> UsageResult:
+        assert self._commit is not None
+        return self._commit(self, units)
+
+    def release(self) -> None:
+        assert self._release is not None
+        self._release(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "subject_ref": self.subject_ref,
+            "units": self.units,
+            "status": self.status,
+            "committed_units": self.committed_units,
+            "expires_at": iso(self.expires_at),
+        }
+
+
+def spend_order(records: list[EntitlementRecord], now: datetime) -> list[EntitlementRecord]:
+    """The subject's spendable entitlements in the order they pay (SPEC §4)."""
+    spendable = [r for r in records if r.is_spendable(now)]
+    return sorted(
+        spendable,
+        key=lambda r: (
+            r.expires_at is None,
+            r.expires_at.replace(tzinfo=None) if r.expires_at else _FAR_FUTURE,
+            r.created_at,
+            r.id,
+        ),
+    )
+
+
+def remaining(records: list[EntitlementRecord], now: datetime) -> int:
+    return sum(r.usage_remaining or 0 for r in records if r.is_spendable(now))
+
+
+def allocate(ordered: list[EntitlementRecord], units: int) -> Allocation | None:
+    """Split ``units`` over entitlements in order; ``None`` when they cannot cover it."""
+    plan: list[tuple[str, int]] = []
+    left = units
+    for record in ordered:
+        if left == 0:
+            break
+        take = min(left, record.usage_remaining or 0)
+        if take > 0:
+            plan.append((record.id, take))
+            left -= take
+    return None if left else tuple(plan)
+
+
+class UsageEngine:
+    """The usage operations, each given an open store transaction by ``Licenzy``."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def _ledger(self, tx: StoreTransaction, subject_ref: str, action: str, now: datetime,
+                entitlement_id: str, delta: int, reference: str, reason: str) -> None:
+        tx.add_ledger(LedgerEntry.new(
+            mode=self.mode, subject_ref=subject_ref, action=action, source="runtime",
+            reason=reason, at=now, entitlement_id=entitlement_id, units_delta=delta,
+            reference=reference,
+        ))
+
+    def _give_back(self, tx: StoreTransaction, hold: HoldRecord, allocations: Allocation,
+                   action: str, now: datetime) -> None:
+        for entitlement_id, units in allocations:
+            record = tx.get_entitlement(entitlement_id)
+            # A refunded pack stays at zero: its units were paid back with the money.
+            if record is None or record.status == REFUNDED or units == 0:
+                continue
+            tx.adjust_units(entitlement_id, units, now)
+            self._ledger(tx, hold.subject_ref, action, now, entitlement_id, units, hold.id,
+                         f"hold {action}")
+
+    def expire_holds(self, tx: StoreTransaction, subject_ref: str | None, now: datetime) -> int:
+        """Release every hold past its expiry; the caller holds the subject's row locks."""
+        expired = tx.expired_holds(subject_ref, now)
+        for hold in expired:
+            self._give_back(tx, hold, hold.allocations, "expired", now)
+            tx.save_hold(_settled(hold, "expired", None, now))
+        return len(expired)
+
+    def _take(self, tx: StoreTransaction, subject_ref: str, units: int, now: datetime,
+              action: str, reference: str) -> tuple[Allocation, int]:
+        """Lock, sweep stale holds, and take ``units`` all-or-nothing; returns the allocation
+        and what is left."""
+        records = tx.lock_subject(subject_ref)
+        if self.expire_holds(tx, subject_ref, now):
+            records = tx.lock_subject(subject_ref)
+        ordered = spend_order(records, now)
+        plan = allocate(ordered, units)
+        if plan is None:
+            raise InsufficientUsage(units, remaining(records, now))
+        for entitlement_id, take in plan:
+            tx.adjust_units(entitlement_id, -take, now)
+            self._ledger(tx, subject_ref, action, now, entitlement_id, -take, reference,
+                         "usage " + action)
+        return plan, remaining(records, now) - units
+
+    def consume(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
+                now: datetime) -> tuple[UsageResult, list[ChangeEvent]]:
+        tx.lock_subject(subject_ref)
+        previous = tx.get_usage_record(subject_ref, key)
+        if previous is not None:
+            return _replay(previous, units), []
+        plan, left = self._take(tx, subject_ref, units, now, "consumed", key)
+        tx.insert_usage_record(UsageRecord(self.mode, subject_ref, key, units, plan, left, now))
+        result = UsageResult(True, units, left)
+        return result, [_consumed_event(subject_ref, units, left, key)]
+
+    def reserve(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
+                now: datetime, ttl: timedelta) -> HoldRecord:
+        tx.lock_subject(subject_ref)
+        previous = tx.get_hold_by_key(subject_ref, key)
+        if previous is not None:
+            if previous.units != units:
+                raise IdempotencyConflict(
+                    f"idempotency key {key!r} was used to hold {previous.units} units"
+                )
+            return previous
+        hold_id = new_id("hold")
+        plan, _ = self._take(tx, subject_ref, units, now, "held", hold_id)
+        hold = HoldRecord(hold_id, self.mode, subject_ref, key, units, plan, "held", now,
+                          now + ttl)
+        tx.insert_hold(hold)
+        return hold
+
+    def commit(self, tx: StoreTransaction, hold_id: str, subject_ref: str, units: int | None,
+               now: datetime) -> tuple[HoldRecord, UsageResult | None, list[ChangeEvent]]:
+        """Settle a hold for ``units`` (all when None). Returns the result, or None when the
+        hold had expired — the caller raises after the expiry is committed."""
+        records = tx.lock_subject(subject_ref)
+        hold = tx.get_hold(hold_id)
+        if hold is None:
+            raise ReservationExpired(f"no hold {hold_id}")
+        wanted = hold.units if units is None else units
+        if wanted > hold.units:
+            raise IdempotencyConflict(f"cannot commit {wanted} units of a {hold.units}-unit hold")
+        if hold.status == "committed":
+            if hold.committed_units != wanted:
+                raise IdempotencyConflict(f"hold {hold_id} was committed for "
+                                          f"{hold.committed_units} units")
+            return hold, UsageResult(True, wanted, remaining(records, now), replayed=True), []
+        if hold.status != "held":
+            return hold, None, []
+        if hold.expires_at <= now:
+            self.expire_holds(tx, subject_ref, now)
+            return tx.get_hold(hold_id) or hold, None, []
+        giveback = _tail(hold.allocations, hold.units - wanted)
+        self._give_back(tx, hold, giveback, "released", now)
+        settled = _settled(hold, "committed", wanted, now)
+        tx.save_hold(settled)
+        self._ledger(tx, subject_ref, "committed", now, hold.allocations[0][0], 0, hold.id,
+                     f"hold committed for {wanted} units")
+        left = remaining(tx.lock_subject(subject_ref), now)
+        return settled, UsageResult(True, wanted, left), [
+            _consumed_event(subject_ref, wanted, left, hold.idempotency_key)]
+
+    def release(self, tx: StoreTransaction, hold_id: str, subject_ref: str,
+                now: datetime) -> HoldRecord | None:
+        tx.lock_subject(subject_ref)
+        hold = tx.get_hold(hold_id)
+        if hold is None or hold.status != "held":
+            return hold  # releasing twice, or after commit/expiry, changes nothing
+        self._give_back(tx, hold, hold.allocations, "released", now)
+        settled = _settled(hold, "released", None, now)
+        tx.save_hold(settled)
+        return settled
+
+
+def _replay(previous: UsageRecord, units: int) -> UsageResult:
+    if previous.units != units:
+        raise IdempotencyConflict(
+            f"idempotency key {previous.idempotency_key!r} was used for {previous.units} units"
+        )
+    return UsageResult(True, previous.units, previous.usage_remaining, replayed=True)
+
+
+def _settled(hold: HoldRecord, status: str, committed: int | None, now: datetime) -> HoldRecord:
+    from dataclasses import replace
+
+    return replace(hold, status=status, committed_units=committed, settled_at=now)
+
+
+def _tail(allocations: Allocation, units: int) -> Allocation:
+    """The last ``units`` of an allocation: what a partial commit gives back, so the
+    soonest-expiring entitlement stays the one that paid."""
+    back: list[tuple[str, int]] = []
+    for entitlement_id, taken in reversed(allocations):
+        if units == 0:
+            break
+        give = min(units, taken)
+        back.append((entitlement_id, give))
+        units -= give
+    return tuple(back)
+
+
+def _consumed_event(subject_ref: str, units: int, left: int, key: str) -> ChangeEvent:
+    return ChangeEvent("usage.consumed", {
+        "subject_ref": subject_ref, "consumed": units, "usage_remaining": left,
+        "idempotency_key": key,
+    })
