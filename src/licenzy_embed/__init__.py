@@ -50,6 +50,7 @@ __all__ = [
     "Product",
     "Reservation",
     "ReservationExpired",
+    "Store",
     "StoreUnavailable",
     "UnknownProduct",
     "UsageResult",

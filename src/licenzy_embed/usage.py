@@ -13,7 +13,7 @@ store: soonest-expiring first, no expiry last, then oldest first; all or nothing
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +183,14 @@ class UsageEngine:
                 raise IdempotencyConflict(
                     f"idempotency key {key!r} was used to hold {previous.units} units"
                 )
-            return previous
+            if previous.status in ("held", "committed"):
+                return previous
+            # Released or expired: nothing was charged, so a retry may hold again.
+            plan, _ = self._take(tx, subject_ref, units, now, "held", previous.id)
+            renewed = replace(previous, allocations=plan, status="held", created_at=now,
+                              expires_at=now + ttl, committed_units=None, settled_at=None)
+            tx.save_hold(renewed)
+            return renewed
         hold_id = new_id("hold")
         plan, _ = self._take(tx, subject_ref, units, now, "held", hold_id)
         hold = HoldRecord(hold_id, self.mode, subject_ref, key, units, plan, "held", now,
@@ -243,8 +250,6 @@ def _replay(previous: UsageRecord, units: int) -> UsageResult:
 
 
 def _settled(hold: HoldRecord, status: str, committed: int | None, now: datetime) -> HoldRecord:
-    from dataclasses import replace
-
     return replace(hold, status=status, committed_units=committed, settled_at=now)
 
 

@@ -55,7 +55,7 @@ class _MemoryTransaction:
     def __init__(self, store: InMemoryStore, mode: str) -> None:
         self.mode = mode
         self._t = store._tables
-        self._undo: list[Callable[[], None]] = []
+        self._undo: list[Callable[[], object]] = []
 
     # -- write helpers that remember how to undo themselves
     def _put(self, table: dict[K, V], key: K, value: V) -> None:
