@@ -24,9 +24,39 @@ def memory_store() -> Iterator[Store]:
     yield InMemoryStore()
 
 
+def sql_store(backend: str) -> Callable[[], object]:
+    """SQLAlchemyStore on a migrated, empty database (see tests/sql/databases.py)."""
+
+    @contextmanager
+    def factory() -> Iterator[Store]:
+        from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
+
+        from .sql.databases import fresh_url, release
+
+        url = fresh_url(backend)
+        store = SQLAlchemyStore(url)
+        try:
+            yield store
+        finally:
+            store.close()
+            release(backend, url)
+
+    return factory
+
+
 # name -> context-manager factory yielding a fresh, empty store
-FACTORIES: dict[str, Callable[[], object]] = {"memory": memory_store}
-MARKS: dict[str, list[pytest.MarkDecorator]] = {"memory": []}
+FACTORIES: dict[str, Callable[[], object]] = {
+    "memory": memory_store,
+    "sqlite": sql_store("sqlite"),
+    "postgres": sql_store("postgres"),
+    "mysql": sql_store("mysql"),
+}
+MARKS: dict[str, list[pytest.MarkDecorator]] = {
+    "memory": [],
+    "sqlite": [],
+    "postgres": [pytest.mark.postgres],
+    "mysql": [pytest.mark.mysql],
+}
 
 
 def store_params() -> list[object]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .entitlement import Entitlement
+from .entitlement import SUBSCRIPTION_OPEN, Entitlement
+
+_OPEN_STATUSES = SUBSCRIPTION_OPEN | {"active"}
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,12 @@ class CustomerAccess:
         if has_access:
             status = "active"
         elif entitlements:
-            # SPEC §4: the status of the most recently changed entitlement.
-            status = max(entitlements, key=lambda e: (e.updated_at, e.created_at, e.id)).status
+            # SPEC §4: the status of the most recently changed entitlement. An "active" one
+            # that is not available (an exhausted pack, an expired pass) would read as access
+            # granted, so it says why instead: "usage_exhausted" or "expired".
+            latest = max(entitlements, key=lambda e: (e.updated_at, e.created_at, e.id))
+            status = (latest.availability_reason if latest.status in _OPEN_STATUSES
+                      else latest.status)
         else:
             status = "none"
         return cls(subject_ref, has_access, status, entitlements)

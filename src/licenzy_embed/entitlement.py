@@ -98,7 +98,11 @@ def derive_access(record: EntitlementRecord) -> EntitlementRecord:
     until: datetime | None = None
     if record.kind == "subscription":
         if record.status in SUBSCRIPTION_OPEN:
+            # Stripe keeps a paid subscription's status in step with its period, so its
+            # period end alone never cuts access; a manual grant has no Stripe behind it, so
+            # the expires_at given to ``grant`` (a 30-day comp) is when it ends.
             open_ = True
+            until = record.expires_at if record.source == "admin" else None
         elif record.status == PAST_DUE and record.grace_until is not None:
             open_, until = True, record.grace_until
     elif record.status == PURCHASE_ACTIVE:
@@ -120,6 +124,8 @@ def availability_reason(record: EntitlementRecord, now: datetime) -> str:
             if record.is_available(now):
                 return "past_due_grace"
             return "subscription_past_due"
+        if record.status in SUBSCRIPTION_OPEN and not record.is_available(now):
+            return "expired"
         return f"subscription_{record.status}"
     if record.expires_at is not None and now >= record.expires_at:
         return "expired"

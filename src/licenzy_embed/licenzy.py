@@ -230,15 +230,17 @@ class Licenzy:
         now = self.now()
 
         def work(tx: StoreTransaction) -> tuple[Entitlement, list[ChangeEvent]]:
-            record = self._locked_entitlement(tx, entitlement_id)
-            if record.status != REVOKED:
-                record = record.evolve(now, status=REVOKED, prior_status=record.status)
-                tx.save_entitlement(record)
-                tx.add_ledger(LedgerEntry.new(
-                    mode=self.mode, subject_ref=record.subject_ref, action="revoked",
-                    source="admin", reason=reason, at=now, entitlement_id=record.id,
-                    status=REVOKED,
-                ))
+            record = self._locked_entitlement(tx, entitlement_id, now)
+            if record.status == REVOKED:
+                # Revoking twice changes nothing, so there is nothing to announce either.
+                return Entitlement.at(record, now), []
+            record = record.evolve(now, status=REVOKED, prior_status=record.status)
+            tx.save_entitlement(record)
+            tx.add_ledger(LedgerEntry.new(
+                mode=self.mode, subject_ref=record.subject_ref, action="revoked",
+                source="admin", reason=reason, at=now, entitlement_id=record.id,
+                status=REVOKED,
+            ))
             view = Entitlement.at(record, now)
             return view, [entitlement_event(view)]
 
@@ -251,7 +253,7 @@ class Licenzy:
         now = self.now()
 
         def work(tx: StoreTransaction) -> tuple[Entitlement, list[ChangeEvent]]:
-            record = self._locked_entitlement(tx, entitlement_id)
+            record = self._locked_entitlement(tx, entitlement_id, now)
             if record.usage_remaining is None:
                 raise InvalidRequest(f"entitlement {entitlement_id} is not metered")
             try:
@@ -271,13 +273,17 @@ class Licenzy:
 
         return self._run(work)
 
-    def _locked_entitlement(self, tx: StoreTransaction, entitlement_id: Any) -> EntitlementRecord:
+    def _locked_entitlement(self, tx: StoreTransaction, entitlement_id: Any,
+                            now: datetime) -> EntitlementRecord:
         if not isinstance(entitlement_id, str) or not entitlement_id:
             raise InvalidRequest("entitlement_id must be a non-empty string")
         probe = self.store.get_entitlement(self.mode, entitlement_id)
         if probe is None:
             raise EntitlementNotFound(f"no entitlement {entitlement_id}")
         tx.lock_subject(probe.subject_ref)  # same lock order as usage: subject rows first
+        # Stale holds give their units back first, as for a spend: otherwise an abandoned
+        # hold would make "remove 50 units" fail on units nobody holds any more.
+        self._usage.expire_holds(tx, probe.subject_ref, now)
         record = tx.get_entitlement(entitlement_id)
         if record is None:
             raise EntitlementNotFound(f"no entitlement {entitlement_id}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._ids import new_id
 from .clock import iso
 from .entitlement import REFUNDED, EntitlementRecord
-from .errors import IdempotencyConflict, InsufficientUsage, ReservationExpired
+from .errors import IdempotencyConflict, InsufficientUsage, InvalidRequest, ReservationExpired
 from .events import ChangeEvent
 from .ledger import LedgerEntry
 from .records import Allocation, HoldRecord, UsageRecord
@@ -177,6 +177,9 @@ class UsageEngine:
     def reserve(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
                 now: datetime, ttl: timedelta) -> HoldRecord:
         tx.lock_subject(subject_ref)
+        # Sweep first: a hold of this key that is past its expiry must be seen as expired
+        # (units given back, key free to hold again), not replayed as if it still held.
+        self.expire_holds(tx, subject_ref, now)
         previous = tx.get_hold_by_key(subject_ref, key)
         if previous is not None:
             if previous.units != units:
@@ -208,7 +211,8 @@ class UsageEngine:
             raise ReservationExpired(f"no hold {hold_id}")
         wanted = hold.units if units is None else units
         if wanted > hold.units:
-            raise IdempotencyConflict(f"cannot commit {wanted} units of a {hold.units}-unit hold")
+            # A caller error (400), not a reused key: a hold caps what its commit may spend.
+            raise InvalidRequest(f"cannot commit {wanted} units of a {hold.units}-unit hold")
         if hold.status == "committed":
             if hold.committed_units != wanted:
                 raise IdempotencyConflict(f"hold {hold_id} was committed for "

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home),
+    path("login", views.demo_login),
+    path("report", views.report),
+    path("generate", views.generate),
+    path("billing/", include("licenzy_embed.integrations.django.urls")),
+]

@@ -1,0 +1,154 @@
+"""``requires_access`` and ``consumes_usage`` for Django views, sync and async.
+
+The wrapper is chosen once, when decorating (``iscoroutinefunction``). In async views the
+subject resolver runs through ``sync_to_async`` on Django's sync thread (it may load
+``request.user`` from the database), and the store calls run in a worker thread so they never
+block the event loop. For class-based views use ``method_decorator(requires_access,
+name="dispatch")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast, overload
+
+from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.http import HttpRequest, HttpResponse
+
+from licenzy_embed.errors import LicenzyError
+from licenzy_embed.usage import Reservation
+
+from .. import _common
+from .._common import Units
+from .conf import get_settings
+from .views import current_subject, deny
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _check(subject: object) -> None:
+    _common.check_access(get_settings().licenzy, subject)
+
+
+@overload
+def requires_access(view: F) -> F: ...
+@overload
+def requires_access(view: None = None) -> Callable[[F], F]: ...
+
+
+def requires_access(view: F | None = None) -> F | Callable[[F], F]:
+    """Let the view run only for a subject with access; ``@requires_access`` or
+    ``@requires_access()``. Denials: 401 without a subject, 402 without access, 503 when the
+    store is down — never an unguarded view."""
+
+    def decorate(func: F) -> F:
+        if iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                if request.method not in _common.EXEMPT_METHODS:
+                    try:
+                        subject = await sync_to_async(current_subject)(request)
+                        await sync_to_async(_check, thread_sensitive=False)(subject)
+                    except LicenzyError as error:
+                        return await sync_to_async(deny)(request, error)
+                return await func(request, *args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if request.method not in _common.EXEMPT_METHODS:
+                try:
+                    _check(current_subject(request))
+                except LicenzyError as error:
+                    return deny(request, error)
+            return func(request, *args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate(view) if view is not None else decorate
+
+
+def _reserve(subject: object, amount: int, key: str) -> Reservation:
+    return _common.reserve(get_settings().licenzy, subject, amount, key)
+
+
+def _request_terms(request: HttpRequest, units: Units[HttpRequest],
+                   view: str) -> tuple[object, int, str]:
+    """The subject, the units and the hold key of this request (may touch the database)."""
+    key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
+    return current_subject(request), _common.resolve_units(units, request), key
+
+
+def _settle(request: HttpRequest, reservation: Reservation,
+            response: HttpResponse) -> HttpResponse:
+    try:
+        _common.settle(reservation, response.status_code)
+    except LicenzyError as error:
+        response.close()
+        return deny(request, error)
+    return response
+
+
+def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
+    """Charge ``units`` (an int, or a function of the request) for each successful call.
+
+    Held before the view runs (409 when the subject does not have them), committed when the
+    view answers 2xx/3xx, given back when it raises or answers 4xx/5xx. The hold is
+    ``request.licenzy_reservation``; the view may ``commit(units=n)`` it for fewer units. A
+    retry with the same ``Idempotency-Key`` header is not charged again."""
+    _common.check_units(units)
+
+    def decorate(func: F) -> F:
+        view = _common.view_id(func)
+        if iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                if request.method in _common.EXEMPT_METHODS:
+                    return await func(request, *args, **kwargs)
+                try:
+                    subject, amount, key = await sync_to_async(_request_terms)(
+                        request, units, view)
+                    reservation = await sync_to_async(_reserve, thread_sensitive=False)(
+                        subject, amount, key)
+                except LicenzyError as error:
+                    return await sync_to_async(deny)(request, error)
+                request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
+                try:
+                    response = await func(request, *args, **kwargs)
+                except BaseException:
+                    # Shielded: a cancelled request (client gone) still gives its units back.
+                    await asyncio.shield(sync_to_async(_common.release,
+                                                       thread_sensitive=False)(reservation))
+                    raise
+                try:
+                    await sync_to_async(_common.settle, thread_sensitive=False)(
+                        reservation, response.status_code)
+                except LicenzyError as error:
+                    return await sync_to_async(deny)(request, error)
+                return response
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if request.method in _common.EXEMPT_METHODS:
+                return func(request, *args, **kwargs)
+            try:
+                subject, amount, key = _request_terms(request, units, view)
+                reservation = _reserve(subject, amount, key)
+            except LicenzyError as error:
+                return deny(request, error)
+            request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
+            try:
+                response = func(request, *args, **kwargs)
+            except BaseException:
+                _common.release(reservation)
+                raise
+            return _settle(request, reservation, response)
+
+        return cast(F, wrapper)
+
+    return decorate

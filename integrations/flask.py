@@ -1,0 +1,301 @@
+"""Flask adapter: the ``LicenzyFlask`` extension, its Blueprint, and the two view decorators.
+
+::
+
+    from licenzy_embed.integrations.flask import LicenzyFlask, consumes_usage, requires_access
+
+    billing = LicenzyFlask(lz, url_prefix="/billing")
+    billing.init_app(app)            # POST /billing/webhooks/stripe, POST /billing/checkout,
+                                     # GET /billing/access
+
+    @billing.subject_loader
+    def current_subject():
+        return session.get("user_id")
+
+    @app.get("/report")
+    @requires_access
+    def report(): ...
+
+The decorators find the extension through ``current_app.extensions["licenzy"]`` at request
+time, like Flask-Login's ``login_required`` finds its ``LoginManager``, so they can decorate
+views before any app exists (blueprints, app factories).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from inspect import iscoroutinefunction
+from typing import Any, TypeVar, cast, overload
+
+try:
+    from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+    from flask.typing import ResponseReturnValue
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "licenzy_embed.integrations.flask needs Flask: pip install 'licenzy-embed[flask]'"
+    ) from exc
+
+from licenzy_embed.errors import LicenzyError
+from licenzy_embed.licenzy import Licenzy
+from licenzy_embed.usage import Reservation
+
+from . import _common
+from ._common import AccessDenied, Unauthenticated, Units
+
+__all__ = [
+    "AccessDenied",
+    "LicenzyFlask",
+    "Unauthenticated",
+    "consumes_usage",
+    "default_subject",
+    "requires_access",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+SubjectLoader = Callable[[], object]
+DenialHandler = Callable[[LicenzyError], "ResponseReturnValue"]
+
+EXTENSION_KEY = "licenzy"
+
+
+def default_subject() -> object:
+    """The subject when no ``subject_loader`` is set.
+
+    ``g.licenzy_subject`` when something earlier in the request set it (an API-token
+    ``before_request`` hook, say); otherwise Flask-Login's ``current_user.get_id()`` when the
+    app uses Flask-Login and someone is signed in; otherwise nobody (401)."""
+    subject = g.get("licenzy_subject")
+    if subject is not None:
+        return subject
+    if hasattr(current_app, "login_manager"):
+        try:
+            from flask_login import current_user
+        except ImportError:  # pragma: no cover - a login_manager without Flask-Login
+            return None
+        if current_user.is_authenticated:
+            return current_user.get_id()
+    return None
+
+
+def default_denial(error: LicenzyError) -> ResponseReturnValue:
+    status, body = _common.denial(error)
+    return jsonify(body), status
+
+
+class LicenzyFlask:
+    """The Flask extension: mounts the billing Blueprint and holds what the decorators need.
+
+    ``lz`` may be given here or to :meth:`init_app` (app factories). ``url_prefix`` is the
+    default for the ``LICENZY_URL_PREFIX`` config key."""
+
+    def __init__(self, lz: Licenzy | None = None, app: Flask | None = None, *,
+                 url_prefix: str = "/billing", subject_loader: SubjectLoader | None = None,
+                 denial_handler: DenialHandler | None = None) -> None:
+        if lz is not None and not isinstance(lz, Licenzy):
+            raise ValueError("lz must be a licenzy_embed.Licenzy")
+        if subject_loader is not None and not callable(subject_loader):
+            raise ValueError("subject_loader must be callable")
+        if denial_handler is not None and not callable(denial_handler):
+            raise ValueError("denial_handler must be callable")
+        self._lz = lz
+        self.url_prefix = url_prefix
+        self._subject_loader = subject_loader
+        self._denial_handler = denial_handler
+        self.blueprint = self._make_blueprint()
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def lz(self) -> Licenzy:
+        if self._lz is None:
+            raise RuntimeError("LicenzyFlask has no Licenzy instance: pass lz to LicenzyFlask() "
+                               "or init_app()")
+        return self._lz
+
+    def init_app(self, app: Flask, lz: Licenzy | None = None) -> None:
+        if lz is not None:
+            if not isinstance(lz, Licenzy):
+                raise ValueError("lz must be a licenzy_embed.Licenzy")
+            self._lz = lz
+        if self._lz is None:
+            raise ValueError("LicenzyFlask needs a Licenzy instance: LicenzyFlask(lz) or "
+                             "init_app(app, lz)")
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("a LicenzyFlask extension is already registered on this app")
+        prefix = app.config.setdefault("LICENZY_URL_PREFIX", self.url_prefix)
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise ValueError(f"LICENZY_URL_PREFIX must be a path starting with '/': {prefix!r}")
+        app.extensions[EXTENSION_KEY] = self
+        app.register_blueprint(self.blueprint, url_prefix=prefix.rstrip("/") or None)
+
+    # -- configuration hooks, used as decorators like Flask-Login's user_loader
+    def subject_loader(self, func: SubjectLoader) -> SubjectLoader:
+        """Register the function that returns the current request's subject (or None)."""
+        self._subject_loader = func
+        return func
+
+    def denial_handler(self, func: DenialHandler) -> DenialHandler:
+        """Register ``func(error) -> response`` to answer denials instead of the JSON default."""
+        self._denial_handler = func
+        return func
+
+    # -- used by the views and the decorators
+    def current_subject(self) -> object:
+        return (self._subject_loader or default_subject)()
+
+    def deny(self, error: LicenzyError) -> Response:
+        handler = self._denial_handler or default_denial
+        return current_app.make_response(handler(error))
+
+    def _make_blueprint(self) -> Blueprint:
+        bp = Blueprint("licenzy", __name__)
+
+        @bp.post("/webhooks/stripe")
+        def webhook() -> ResponseReturnValue:
+            # The exact bytes Stripe signed: get_data, never the parsed form or JSON.
+            status, body = _common.webhook(self.lz, request.get_data(),
+                                           request.headers.get(_common.SIGNATURE_HEADER))
+            return jsonify(body), status
+
+        #: For Flask-WTF's CSRFProtect, which must not guard Stripe's route:
+        #: ``csrf.exempt(billing.webhook_view)``.
+        self.webhook_view = webhook
+
+        @bp.post("/checkout")
+        def checkout() -> ResponseReturnValue:
+            try:
+                return jsonify(_common.checkout(
+                    self.lz, self.current_subject(), request.get_data(),
+                    request.headers.get(_common.IDEMPOTENCY_HEADER)))
+            except LicenzyError as error:
+                return self.deny(error)
+
+        @bp.get("/access")
+        def access() -> ResponseReturnValue:
+            try:
+                return jsonify(_common.customer_access(self.lz, self.current_subject()))
+            except LicenzyError as error:
+                return self.deny(error)
+
+        return bp
+
+
+def _extension() -> LicenzyFlask:
+    ext = current_app.extensions.get(EXTENSION_KEY)
+    if not isinstance(ext, LicenzyFlask):
+        # Fail closed: a protected view never runs unguarded because setup was forgotten.
+        raise RuntimeError("licenzy-embed decorators need LicenzyFlask(lz).init_app(app)")
+    return ext
+
+
+def _access_denial() -> Response | None:
+    if request.method in _common.EXEMPT_METHODS:
+        return None
+    ext = _extension()
+    try:
+        _common.check_access(ext.lz, ext.current_subject())
+    except LicenzyError as error:
+        return ext.deny(error)
+    return None
+
+
+@overload
+def requires_access(view: F) -> F: ...
+@overload
+def requires_access(view: None = None) -> Callable[[F], F]: ...
+
+
+def requires_access(view: F | None = None) -> F | Callable[[F], F]:
+    """Let the view run only for a subject with access; usable as ``@requires_access`` or
+    ``@requires_access()``. Denials: 401 without a subject, 402 without access, 503 when the
+    store is down."""
+
+    def decorate(func: F) -> F:
+        if iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                # Flask runs an async view in its own event loop per request (ensure_sync),
+                # so the store call may block here without stalling other requests.
+                denied = _access_denial()
+                return denied if denied is not None else await func(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            denied = _access_denial()
+            return denied if denied is not None else func(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate(view) if view is not None else decorate
+
+
+def _reserve(units: Units[Any], view: str) -> tuple[Reservation | None, Response | None]:
+    """Hold the units for this request: (hold, None), or (None, denial response); (None, None)
+    for an exempt method."""
+    if request.method in _common.EXEMPT_METHODS:
+        return None, None
+    ext = _extension()
+    try:
+        key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
+        reservation = _common.reserve(ext.lz, ext.current_subject(),
+                                      _common.resolve_units(units, request), key)
+    except LicenzyError as error:
+        return None, ext.deny(error)
+    g.licenzy_reservation = reservation
+    return reservation, None
+
+
+def _settle(reservation: Reservation, rv: ResponseReturnValue) -> Response:
+    response = current_app.make_response(rv)
+    try:
+        _common.settle(reservation, response.status_code)
+    except LicenzyError as error:
+        response.close()
+        return _extension().deny(error)
+    return response
+
+
+def consumes_usage(units: Units[Any]) -> Callable[[F], F]:
+    """Charge ``units`` (an int, or a function of the request) for each successful call.
+
+    The units are held before the view runs (409 when the subject does not have them), then
+    committed if the view answers 2xx/3xx and given back if it raises or answers 4xx/5xx. The
+    hold is ``g.licenzy_reservation``: a view may ``commit(units=n)`` it for fewer units
+    itself. A retry carrying the same ``Idempotency-Key`` header is not charged again."""
+    _common.check_units(units)
+
+    def decorate(func: F) -> F:
+        view = _common.view_id(func)
+        if iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                reservation, denied = _reserve(units, view)
+                if reservation is None:
+                    return denied if denied is not None else await func(*args, **kwargs)
+                try:
+                    rv = await func(*args, **kwargs)
+                except BaseException:
+                    _common.release(reservation)
+                    raise
+                return _settle(reservation, rv)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            reservation, denied = _reserve(units, view)
+            if reservation is None:
+                return denied if denied is not None else func(*args, **kwargs)
+            try:
+                rv = func(*args, **kwargs)
+            except BaseException:
+                _common.release(reservation)
+                raise
+            return _settle(reservation, rv)
+
+        return cast(F, wrapper)
+
+    return decorate

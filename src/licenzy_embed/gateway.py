@@ -1,0 +1,86 @@
+"""The Stripe gateway: the only place the library calls Stripe's API.
+
+Checkout needs two calls — create a customer, create a Checkout Session — so the gateway is a
+two-method :class:`Protocol`. :class:`StripeClientGateway` makes them with the official SDK's
+``StripeClient`` (its base address can point at a local server in tests); the Stripe simulator
+of :mod:`licenzy_embed.testing` implements the same Protocol without any network. Both take the
+same request parameters, built once by :mod:`licenzy_embed.checkout`, so what the simulator sees
+is exactly what Stripe would be sent.
+
+Every provider failure comes out as :class:`~licenzy_embed.errors.PaymentProviderError` (or
+:class:`~licenzy_embed.errors.ModeMismatch` when Stripe says the price lives in the other mode),
+so callers never handle SDK exception types.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import stripe
+
+from .errors import ModeMismatch, PaymentProviderError
+
+logger = logging.getLogger("licenzy_embed")
+
+
+@dataclass(frozen=True)
+class GatewaySession:
+    """What checkout keeps of a created Checkout Session."""
+
+    id: str
+    url: str
+
+
+@runtime_checkable
+class StripeGateway(Protocol):
+    def create_customer(self, params: dict[str, Any], *, idempotency_key: str) -> str:
+        """Create a Stripe customer; returns its id."""
+
+    def create_checkout_session(self, params: dict[str, Any], *,
+                                idempotency_key: str) -> GatewaySession:
+        """Create a Checkout Session from the parameters ``POST /v1/checkout/sessions`` takes."""
+
+
+class StripeClientGateway:
+    """The gateway over the official SDK. Idempotency keys go to Stripe as the
+    ``Idempotency-Key`` header, so a retried request can never create a second object."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    def create_customer(self, params: dict[str, Any], *, idempotency_key: str) -> str:
+        try:
+            customer = self.client.v1.customers.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, "creating a customer") from exc
+        return str(customer.id)
+
+    def create_checkout_session(self, params: dict[str, Any], *,
+                                idempotency_key: str) -> GatewaySession:
+        try:
+            session = self.client.v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc, "creating a checkout session") from exc
+        url = session.url
+        if not session.id or not url:
+            raise PaymentProviderError("Stripe returned a checkout session without an id or url")
+        return GatewaySession(str(session.id), str(url))
+
+
+def _translate(exc: stripe.StripeError, doing: str) -> Exception:
+    """Turn an SDK error into ours. The message is Stripe's own user-facing text, which names
+    the parameter at fault but never a key or a card number."""
+    message = exc.user_message or str(exc) or exc.__class__.__name__
+    if "similar object exists in" in message and ("live mode" in message or
+                                                   "test mode" in message):
+        return ModeMismatch(f"Stripe refused {doing}: {message}")
+    logger.warning("licenzy-embed: Stripe refused %s: %s", doing, message)
+    return PaymentProviderError(f"Stripe refused {doing}: {message}")

@@ -1,0 +1,670 @@
+"""``SQLAlchemyStore``: entitlements in the app's own SQL database (SQLite, PostgreSQL,
+MariaDB/MySQL), on SQLAlchemy 2.x Core.
+
+How each guarantee of the store Protocol (``stores/base.py``) is met in SQL:
+
+* **Serialised spends.** ``lock_subject`` is ``SELECT … FOR UPDATE`` over the subject's
+  entitlement rows, in one order (created_at, id) so two transactions never lock them in
+  opposite orders. PostgreSQL and MariaDB run write transactions at READ COMMITTED: a
+  transaction that waited for the lock then reads the rows, idempotency records and holds the
+  other one committed, instead of a snapshot from before it waited. SQLite has no row locks:
+  every write transaction starts with ``BEGIN IMMEDIATE`` (taking the database's one write
+  lock up front), in WAL mode with a busy timeout, so writers from many processes queue
+  instead of failing with "database is locked".
+* **Units move only by relative, conditional updates** (``usage_remaining + :delta >= 0`` in
+  the WHERE clause), so no value read earlier is ever written back.
+* **Unique keys answer duplicates.** An insert whose key exists — also when a concurrent
+  transaction inserted it a moment earlier — raises ``DuplicateKey`` and leaves the
+  transaction usable: ``INSERT … ON CONFLICT DO NOTHING`` on PostgreSQL and SQLite (a failed
+  statement would abort a PostgreSQL transaction; this costs no savepoint round trips), and
+  on MariaDB the duplicate-key error, which only undoes the one statement.
+* **Outages fail closed.** Any failure to reach the database (refused connection, dropped
+  connection, lock wait timeout, missing tables) raises ``StoreUnavailable``; the transaction
+  is rolled back by the database, so nothing is half written.
+
+Tables are created by the Alembic migrations shipped in ``licenzy_embed/migrations``:
+:func:`migrate` (or ``licenzy-embed migrate --url …``) applies them; ``create_tables=True``
+applies them when the store is built, which suits quick starts and tests.
+"""
+
+from __future__ import annotations
+
+try:
+    import sqlalchemy as sa
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "licenzy_embed.stores.sqlalchemy needs SQLAlchemy: "
+        "pip install 'licenzy-embed[sqlalchemy]' (or [postgres] / [mysql] with a driver)"
+    ) from exc
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Executable
+
+from ..entitlement import EntitlementRecord
+from ..errors import StoreUnavailable
+from ..ledger import LedgerEntry
+from ..records import (
+    Allocation,
+    CheckoutAttempt,
+    CustomerLink,
+    HoldRecord,
+    ProcessedEvent,
+    UsageRecord,
+    Watermark,
+)
+from . import _sql_schema as schema
+from .base import DuplicateKey, UnitsConflict
+
+__all__ = ["SQLAlchemyStore", "migrate"]
+
+R = TypeVar("R")
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+SQLITE_BEGIN_OPTION = "licenzy_sqlite_begin"  # execution option read by the BEGIN listener
+_DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+# ---------------------------------------------------------------------------- engines
+def _is_memory_sqlite(engine_or_url: Any) -> bool:
+    url = make_url(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url.url
+    return bool(url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the settings the store's concurrency guarantees rely on."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if backend in ("postgresql", "mysql", "mariadb"):
+        options["isolation_level"] = "READ COMMITTED"
+    if backend == "sqlite":
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        if _is_memory_sqlite(url):
+            # One shared connection, so every thread sees the same in-memory database; the
+            # store serialises its use (see SQLAlchemyStore._serial).
+            options["poolclass"] = StaticPool
+            options["connect_args"]["check_same_thread"] = False
+    options.update(kwargs)
+    try:
+        engine = sa.create_engine(url, **options)
+    except ImportError as exc:
+        extra = _DRIVER_EXTRAS.get(backend, "sqlalchemy")
+        raise ImportError(
+            f"the database driver for {parsed.drivername!r} is not installed: "
+            f"pip install 'licenzy-embed[{extra}]'"
+        ) from exc
+    configure_engine(engine)
+    return engine
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install the SQLite transaction listener on ``engine`` (once; a no-op elsewhere).
+
+    pysqlite's own transaction handling never emits BEGIN before a SELECT and cannot emit
+    BEGIN IMMEDIATE, so — following SQLAlchemy's recipe for SQLite transactions — the driver's
+    handling is switched off and the listener emits BEGIN itself. Other connections of a
+    shared engine get a plain (deferred) BEGIN, which only makes them properly transactional.
+    """
+    if engine.dialect.name == "sqlite" and not event.contains(engine, "begin", _sqlite_begin):
+        event.listen(engine, "begin", _sqlite_begin)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    pooled = conn.connection
+    dbapi = pooled.dbapi_connection
+    assert dbapi is not None
+    if not pooled.info.get("licenzy_sqlite"):
+        # Set up each DBAPI connection once (also those an app's engine pooled before the
+        # store was built, which a "connect" listener would miss).
+        dbapi.isolation_level = None  # type: ignore[attr-defined]
+        cursor = dbapi.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+        pooled.info["licenzy_sqlite"] = True
+    begin = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+    if begin is None or dbapi.in_transaction:  # type: ignore[attr-defined]
+        return  # a single-statement read runs in autocommit; it needs no transaction
+    dbapi.execute(f"BEGIN {begin}")  # type: ignore[attr-defined]
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable | None:
+    """The ``StoreUnavailable`` a database error means, or None when it is not an outage."""
+    if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError):
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None) or (
+            orig.args[0] if orig is not None and orig.args else None)
+        message = str(orig) if orig is not None else str(exc)
+        if code in ("42P01", 1146) or "no such table" in message:
+            return StoreUnavailable(
+                "the licenzy tables are missing: run `licenzy-embed migrate --url …` or "
+                f"build the store with create_tables=True ({message.strip()})")
+        if exc.connection_invalidated or isinstance(
+                exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            return StoreUnavailable(f"the entitlement database failed: {message.strip()}")
+        return None
+    if isinstance(exc, (sa.exc.DisconnectionError, sa.exc.TimeoutError,
+                        sa.exc.PendingRollbackError, sa.exc.ResourceClosedError)):
+        return StoreUnavailable(f"the entitlement database failed: {exc}")
+    return None
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.SQLAlchemyError as exc:
+        mapped = _unavailable(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _is_duplicate(exc: sa.exc.IntegrityError) -> bool:
+    orig = exc.orig
+    if orig is None:
+        return False
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorcode", None) or (
+        orig.args[0] if orig.args else None)
+    # PostgreSQL unique_violation; MySQL ER_DUP_ENTRY; SQLite UNIQUE / PRIMARY KEY.
+    return code in ("23505", 1062, 2067, 1555) or "UNIQUE constraint failed" in str(orig)
+
+
+# ---------------------------------------------------------------------------- row mapping
+def _allocations_json(allocations: Allocation) -> str:
+    return json.dumps([[entitlement_id, units] for entitlement_id, units in allocations])
+
+
+def _allocations(text: str) -> Allocation:
+    return tuple((str(entitlement_id), int(units)) for entitlement_id, units in json.loads(text))
+
+
+def _values(record: Any) -> dict[str, Any]:
+    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    if "allocations" in values:
+        values["allocations"] = _allocations_json(values["allocations"])
+    return values
+
+
+def _entitlement(row: Mapping[str, Any]) -> EntitlementRecord:
+    values = dict(row)
+    values["access_open"] = bool(values["access_open"])
+    values["requires_units"] = bool(values["requires_units"])
+    return EntitlementRecord(**values)
+
+
+def _hold(row: Mapping[str, Any]) -> HoldRecord:
+    values = dict(row)
+    values["allocations"] = _allocations(values["allocations"])
+    return HoldRecord(**values)
+
+
+def _usage(row: Mapping[str, Any]) -> UsageRecord:
+    values = dict(row)
+    values["allocations"] = _allocations(values["allocations"])
+    return UsageRecord(**values)
+
+
+def _ledger(row: Mapping[str, Any]) -> LedgerEntry:
+    values = dict(row)
+    values.pop("seq")
+    return LedgerEntry(**values)
+
+
+_ENT = schema.entitlements
+_HOLDS = schema.holds
+_ENT_UPDATABLE = [c.name for c in _ENT.c if c.name not in ("id", "mode")]
+
+
+# ---------------------------------------------------------------------------- transaction
+class SQLTransaction:
+    """One database transaction scoped to a mode (see ``StoreTransaction``)."""
+
+    def __init__(self, conn: Connection, mode: str) -> None:
+        self.mode = mode
+        self._conn = conn
+        self._dialect = conn.dialect.name
+
+    def _execute(self, statement: Executable) -> CursorResult[Any]:
+        with _translated():
+            return self._conn.execute(statement)
+
+    def _insert(self, table: sa.Table, values: dict[str, Any], key: str) -> None:
+        statement: Executable
+        if self._dialect == "postgresql":
+            statement = pg_insert(table).values(values).on_conflict_do_nothing()
+        elif self._dialect == "sqlite":
+            statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
+        else:
+            statement = table.insert().values(values)
+        try:
+            result = self._execute(statement)
+        except sa.exc.IntegrityError as exc:
+            if _is_duplicate(exc):
+                raise DuplicateKey(key) from None
+            raise
+        if result.rowcount == 0:
+            raise DuplicateKey(key)
+
+    def _in_mode(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        return table.c.mode == self.mode
+
+    # -- entitlements
+    def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
+        rows = self._execute(
+            sa.select(_ENT)
+            .where(self._in_mode(_ENT), _ENT.c.subject_ref == subject_ref)
+            .order_by(_ENT.c.created_at, _ENT.c.id)
+            .with_for_update()
+        ).mappings()
+        return [_entitlement(r) for r in rows]
+
+    def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
+        row = self._execute(
+            sa.select(_ENT).where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
+            .with_for_update()
+        ).mappings().first()
+        return None if row is None else _entitlement(row)
+
+    def find_entitlements(self, *, stripe_subscription_id: str | None = None,
+                          stripe_checkout_session_id: str | None = None,
+                          stripe_payment_intent_id: str | None = None
+                          ) -> list[EntitlementRecord]:
+        wanted = {
+            "stripe_subscription_id": stripe_subscription_id,
+            "stripe_checkout_session_id": stripe_checkout_session_id,
+            "stripe_payment_intent_id": stripe_payment_intent_id,
+        }
+        conditions = [_ENT.c[name] == value for name, value in wanted.items()
+                      if value is not None]
+        if not conditions:
+            return []
+        rows = self._execute(
+            sa.select(_ENT).where(self._in_mode(_ENT), *conditions)
+            .order_by(_ENT.c.created_at, _ENT.c.id)
+            .with_for_update()
+        ).mappings()
+        return [_entitlement(r) for r in rows]
+
+    def insert_entitlement(self, record: EntitlementRecord) -> None:
+        self._insert(_ENT, _values(record) | {"mode": self.mode}, record.id)
+
+    def save_entitlement(self, record: EntitlementRecord) -> None:
+        values = _values(record)
+        result = self._execute(
+            _ENT.update().where(self._in_mode(_ENT), _ENT.c.id == record.id)
+            .values({name: values[name] for name in _ENT_UPDATABLE})
+        )
+        if result.rowcount == 0:
+            raise KeyError(record.id)
+
+    def adjust_units(self, entitlement_id: str, delta: int, now: datetime) -> int:
+        match = (self._in_mode(_ENT), _ENT.c.id == entitlement_id,
+                 _ENT.c.usage_remaining.is_not(None),
+                 _ENT.c.usage_remaining + delta >= 0)
+        update = _ENT.update().where(*match).values(
+            usage_remaining=_ENT.c.usage_remaining + delta, updated_at=now)
+        if self._conn.dialect.update_returning:
+            row = self._execute(update.returning(_ENT.c.usage_remaining)).first()
+            if row is not None:
+                return int(row[0])
+        elif self._execute(update).rowcount == 1:
+            # MariaDB has no UPDATE … RETURNING; the row is locked by this transaction, so
+            # reading it back sees exactly what the update wrote.
+            value = self._execute(
+                sa.select(_ENT.c.usage_remaining)
+                .where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
+            ).scalar_one()
+            return int(value)
+        exists = self._execute(
+            sa.select(_ENT.c.id).where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
+        ).first()
+        if exists is None:
+            raise KeyError(entitlement_id)
+        raise UnitsConflict(entitlement_id)
+
+    def add_ledger(self, entry: LedgerEntry) -> None:
+        self._execute(schema.ledger.insert().values(_values(entry) | {"mode": self.mode}))
+
+    # -- usage idempotency and holds
+    def get_usage_record(self, subject_ref: str, idempotency_key: str) -> UsageRecord | None:
+        t = schema.usage_records
+        row = self._execute(
+            sa.select(t).where(self._in_mode(t), t.c.subject_ref == subject_ref,
+                               t.c.idempotency_key == idempotency_key)
+        ).mappings().first()
+        return None if row is None else _usage(row)
+
+    def insert_usage_record(self, record: UsageRecord) -> None:
+        self._insert(schema.usage_records, _values(record) | {"mode": self.mode},
+                     record.idempotency_key)
+
+    def get_hold(self, hold_id: str) -> HoldRecord | None:
+        row = self._execute(
+            sa.select(_HOLDS).where(self._in_mode(_HOLDS), _HOLDS.c.id == hold_id)
+        ).mappings().first()
+        return None if row is None else _hold(row)
+
+    def get_hold_by_key(self, subject_ref: str, idempotency_key: str) -> HoldRecord | None:
+        row = self._execute(
+            sa.select(_HOLDS).where(self._in_mode(_HOLDS), _HOLDS.c.subject_ref == subject_ref,
+                                    _HOLDS.c.idempotency_key == idempotency_key)
+        ).mappings().first()
+        return None if row is None else _hold(row)
+
+    def insert_hold(self, hold: HoldRecord) -> None:
+        self._insert(_HOLDS, _values(hold) | {"mode": self.mode}, hold.idempotency_key)
+
+    def save_hold(self, hold: HoldRecord) -> None:
+        values = _values(hold)
+        self._execute(
+            _HOLDS.update().where(self._in_mode(_HOLDS), _HOLDS.c.id == hold.id)
+            .values({k: v for k, v in values.items() if k not in ("id", "mode")})
+        )
+
+    def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
+        expired = (self._in_mode(_HOLDS), _HOLDS.c.status == "held",
+                   _HOLDS.c.expires_at <= now)
+        query = sa.select(_HOLDS).where(*expired).order_by(_HOLDS.c.created_at, _HOLDS.c.id)
+        if subject_ref is not None:
+            # The caller already holds this subject's row locks.
+            query = query.where(_HOLDS.c.subject_ref == subject_ref)
+        else:
+            # A sweep over every subject: take each subject's entitlement locks first, in one
+            # global order, exactly as a spend would, so a concurrent spend or sweep cannot
+            # give the same hold's units back twice and no two sweeps deadlock.
+            subjects = sorted(self._execute(
+                sa.select(_HOLDS.c.subject_ref).where(*expired).distinct()).scalars())
+            if not subjects:
+                return []
+            for subject in subjects:
+                self.lock_subject(subject)
+            query = query.where(_HOLDS.c.subject_ref.in_(subjects))
+        return [_hold(r) for r in self._execute(query).mappings()]
+
+    # -- webhooks
+    def get_processed_event(self, event_id: str) -> ProcessedEvent | None:
+        t = schema.processed_events
+        row = self._execute(
+            sa.select(t).where(self._in_mode(t), t.c.event_id == event_id)
+        ).mappings().first()
+        return None if row is None else ProcessedEvent(**row)
+
+    def insert_processed_event(self, event: ProcessedEvent) -> None:
+        self._insert(schema.processed_events, _values(event) | {"mode": self.mode},
+                     event.event_id)
+
+    def get_watermark(self, object_id: str) -> Watermark | None:
+        # Locked: the caller compares it and then moves it forward, and a concurrent event
+        # for the same object must wait and see the newer mark.
+        t = schema.watermarks
+        row = self._execute(
+            sa.select(t).where(self._in_mode(t), t.c.object_id == object_id).with_for_update()
+        ).mappings().first()
+        return None if row is None else Watermark(**row)
+
+    def save_watermark(self, watermark: Watermark) -> None:
+        t = schema.watermarks
+        values = _values(watermark) | {"mode": self.mode}
+        changes = {"event_created": watermark.event_created, "event_id": watermark.event_id}
+        statement: Executable
+        if self._dialect == "postgresql":
+            statement = pg_insert(t).values(values).on_conflict_do_update(
+                index_elements=["mode", "object_id"], set_=changes)
+        elif self._dialect == "sqlite":
+            statement = sqlite_insert(t).values(values).on_conflict_do_update(
+                index_elements=["mode", "object_id"], set_=changes)
+        else:
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            statement = mysql_insert(t).values(values).on_duplicate_key_update(changes)
+        self._execute(statement)
+
+    # -- checkout attempts and customers
+    def _attempt(self, *conditions: sa.ColumnElement[bool]) -> CheckoutAttempt | None:
+        t = schema.checkout_attempts
+        row = self._execute(
+            sa.select(t).where(self._in_mode(t), *conditions).order_by(t.c.created_at, t.c.id)
+        ).mappings().first()
+        return None if row is None else CheckoutAttempt(**row)
+
+    def get_attempt_by_key(self, idempotency_key: str) -> CheckoutAttempt | None:
+        return self._attempt(schema.checkout_attempts.c.idempotency_key == idempotency_key)
+
+    def get_attempt_by_session(self, stripe_session_id: str) -> CheckoutAttempt | None:
+        return self._attempt(schema.checkout_attempts.c.stripe_session_id == stripe_session_id)
+
+    def insert_attempt(self, attempt: CheckoutAttempt) -> None:
+        self._insert(schema.checkout_attempts, _values(attempt) | {"mode": self.mode},
+                     attempt.idempotency_key)
+
+    def save_attempt(self, attempt: CheckoutAttempt) -> None:
+        t = schema.checkout_attempts
+        values = _values(attempt)
+        self._execute(
+            t.update().where(self._in_mode(t), t.c.id == attempt.id)
+            .values({k: v for k, v in values.items() if k not in ("id", "mode")})
+        )
+
+    def _customer(self, condition: sa.ColumnElement[bool]) -> CustomerLink | None:
+        t = schema.customers
+        row = self._execute(
+            sa.select(t).where(self._in_mode(t), condition)).mappings().first()
+        return None if row is None else CustomerLink(**row)
+
+    def get_customer(self, subject_ref: str) -> CustomerLink | None:
+        return self._customer(schema.customers.c.subject_ref == subject_ref)
+
+    def get_customer_by_stripe_id(self, stripe_customer_id: str) -> CustomerLink | None:
+        return self._customer(schema.customers.c.stripe_customer_id == stripe_customer_id)
+
+    def insert_customer(self, link: CustomerLink) -> None:
+        self._insert(schema.customers, _values(link) | {"mode": self.mode}, link.subject_ref)
+
+
+# ---------------------------------------------------------------------------- store
+class SQLAlchemyStore:
+    """The store for real apps: SQLite for one machine, PostgreSQL (or MariaDB/MySQL) for many
+    processes or hosts sharing one database.
+
+    ``url_or_engine`` is a SQLAlchemy URL (``sqlite:///licenzy.db``,
+    ``postgresql+psycopg://…``, ``mysql+pymysql://…``) or the app's own ``Engine``; an engine
+    the store created is disposed by :meth:`close`, an app's engine is left to the app.
+    ``create_tables=True`` applies the bundled migrations when the store is built.
+    """
+
+    def __init__(self, url_or_engine: str | Engine, *, create_tables: bool = False,
+                 **engine_options: Any) -> None:
+        if isinstance(url_or_engine, Engine):
+            if engine_options:
+                raise ValueError("engine options only apply when the store is given a URL")
+            self.engine = url_or_engine
+            self._owns_engine = False
+            configure_engine(self.engine)
+        elif isinstance(url_or_engine, str) and url_or_engine:
+            try:
+                self.engine = create_engine(url_or_engine, **engine_options)
+            except sa.exc.ArgumentError as exc:
+                raise ValueError(f"not a database URL: {url_or_engine!r} ({exc})") from None
+            self._owns_engine = True
+        else:
+            raise ValueError("SQLAlchemyStore needs a database URL or a SQLAlchemy Engine")
+        self.dialect = self.engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
+            raise ValueError(f"unsupported database {self.dialect!r}: use SQLite, PostgreSQL "
+                             "or MariaDB/MySQL")
+        if self.dialect == "sqlite":
+            self._writer = self.engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            self._reader = self.engine.execution_options(**{SQLITE_BEGIN_OPTION: None})
+        else:
+            # A URL engine is READ COMMITTED already; an app's engine may not be.
+            self._writer = self.engine if self._owns_engine else self.engine.execution_options(
+                isolation_level="READ COMMITTED")
+            self._reader = self.engine
+        # One in-memory SQLite connection is shared by every thread: take turns on it.
+        self._serial: threading.RLock | None = (
+            threading.RLock() if _is_memory_sqlite(self.engine) else None)
+        self._active = threading.local()
+        if create_tables:
+            self.migrate()
+
+    def __repr__(self) -> str:
+        return f"SQLAlchemyStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def migrate(self, revision: str = "head") -> None:
+        """Apply the bundled migrations up to ``revision``."""
+        with self._turn():
+            migrate(self.engine, revision)
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self._serial is None:
+            yield
+        else:
+            with self._serial:
+                yield
+
+    @contextmanager
+    def transaction(self, mode: str) -> Iterator[SQLTransaction]:
+        outer: SQLTransaction | None = getattr(self._active, "tx", None)
+        if outer is not None:
+            # A nested block joins the outer unit of work (a second connection would wait on
+            # the first one's locks, in the same thread, forever).
+            yield outer
+            return
+        with self._turn():
+            with _translated():
+                conn = self._writer.connect()
+            try:
+                with _translated():
+                    transaction = conn.begin()
+                tx = SQLTransaction(conn, mode)
+                self._active.tx = tx
+                try:
+                    yield tx
+                except BaseException:
+                    try:
+                        transaction.rollback()
+                    except sa.exc.SQLAlchemyError:
+                        pass  # the connection is gone; the database rolled back for us
+                    raise
+                finally:
+                    self._active.tx = None
+                with _translated():
+                    transaction.commit()
+            finally:
+                try:
+                    conn.close()
+                except sa.exc.SQLAlchemyError:
+                    pass
+
+    def _read(self, statement: Executable) -> list[Mapping[str, Any]]:
+        with self._turn(), _translated(), self._reader.connect() as conn:
+            return list(conn.execute(statement).mappings())
+
+    def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
+        rows = self._read(
+            sa.select(sa.literal(1).label("allowed"))
+            .where(
+                _ENT.c.mode == mode,
+                _ENT.c.subject_ref == subject_ref,
+                _ENT.c.access_open == sa.true(),
+                sa.or_(_ENT.c.access_until.is_(None), _ENT.c.access_until > now),
+                sa.or_(_ENT.c.requires_units == sa.false(), _ENT.c.usage_remaining > 0),
+            )
+            .limit(1)
+        )
+        return bool(rows)
+
+    def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
+        rows = self._read(
+            sa.select(_ENT).where(_ENT.c.mode == mode, _ENT.c.subject_ref == subject_ref)
+            .order_by(_ENT.c.created_at, _ENT.c.id))
+        return [_entitlement(r) for r in rows]
+
+    def get_entitlement(self, mode: str, entitlement_id: str) -> EntitlementRecord | None:
+        rows = self._read(sa.select(_ENT).where(_ENT.c.mode == mode,
+                                                _ENT.c.id == entitlement_id))
+        return _entitlement(rows[0]) if rows else None
+
+    def list_ledger(self, mode: str, subject_ref: str) -> list[LedgerEntry]:
+        t = schema.ledger
+        rows = self._read(sa.select(t).where(t.c.mode == mode, t.c.subject_ref == subject_ref)
+                          .order_by(t.c.seq))
+        return [_ledger(r) for r in rows]
+
+    def get_processed_event(self, mode: str, event_id: str) -> ProcessedEvent | None:
+        t = schema.processed_events
+        rows = self._read(sa.select(t).where(t.c.mode == mode, t.c.event_id == event_id))
+        return ProcessedEvent(**rows[0]) if rows else None
+
+    def get_attempt(self, mode: str, attempt_id: str) -> CheckoutAttempt | None:
+        t = schema.checkout_attempts
+        rows = self._read(sa.select(t).where(t.c.mode == mode, t.c.id == attempt_id))
+        return CheckoutAttempt(**rows[0]) if rows else None
+
+    def close(self) -> None:
+        """Dispose of the engine the store created (an app's own engine stays open)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+
+# ---------------------------------------------------------------------------- migrations
+def alembic_config(url: str | None = None) -> Any:
+    """The Alembic ``Config`` of the bundled migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url_or_engine: str | Engine, revision: str = "head", *, sql: bool = False,
+            output: IO[str] | None = None) -> None:
+    """Bring the licenzy tables up to ``revision`` (default: the newest).
+
+    Safe to run from several processes at once: PostgreSQL takes an advisory lock, MariaDB a
+    named lock and SQLite its write lock, so one process migrates and the others then find
+    nothing left to do. With ``sql=True`` nothing is executed: the SQL is written to
+    ``output`` (stdout by default) for a DBA to review and apply.
+    """
+    from alembic import command
+
+    if sql:
+        url = (url_or_engine.url.render_as_string(hide_password=False)
+               if isinstance(url_or_engine, Engine) else url_or_engine)
+        config = alembic_config(url)
+        if output is not None:
+            config.output_buffer = output
+            config.stdout = output
+        command.upgrade(config, revision, sql=True)
+        return
+    engine = url_or_engine if isinstance(url_or_engine, Engine) else create_engine(
+        url_or_engine)
+    configure_engine(engine)
+    try:
+        migrator = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        config = alembic_config()
+        with _translated(), migrator.connect() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            conn.commit()
+    finally:
+        if engine is not url_or_engine:
+            engine.dispose()

@@ -1,0 +1,82 @@
+"""pytest plugin (entry point ``pytest11``): ready fixtures for an app's own tests.
+
+Installed with the package, so an app's tests can ask for them without any conftest:
+
+* ``licenzy_clock`` — a :class:`~licenzy_embed.testing.FrozenClock` (2026-01-01 UTC) that only
+  moves when the test says so;
+* ``licenzy_store`` — a fresh :class:`~licenzy_embed.InMemoryStore`;
+* ``licenzy_products`` — the catalog; a demo one by default, which apps override with their own
+  fixture of the same name;
+* ``licenzy`` — a test-mode :class:`~licenzy_embed.Licenzy` built from the three above, with the
+  Stripe simulator as its gateway;
+* ``stripe_simulator`` — that simulator, to complete checkouts, renew, fail, cancel, refund and
+  dispute with real signed events.
+
+Fixture names are prefixed so they never shadow an app's own ``store`` or ``clock`` fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ..catalog import Product
+from ..stores.memory import InMemoryStore
+from .clock import FrozenClock
+
+if TYPE_CHECKING:
+    from ..licenzy import Licenzy
+    from .simulator import StripeSimulator
+
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def demo_products() -> list[Product]:
+    """The catalog of the README examples; override ``licenzy_products`` with your own."""
+    return [
+        Product("PRO_MONTHLY", kind="subscription", price="price_pro_monthly", units=1000),
+        Product("CREDITS_1K", kind="usage_pack", price="price_credits_1k", units=1000),
+        Product("WEEK_PASS", kind="time_pass", price="price_week_pass",
+                duration=timedelta(days=7)),
+    ]
+
+
+@pytest.fixture
+def licenzy_clock() -> FrozenClock:
+    return FrozenClock(DEFAULT_START)
+
+
+@pytest.fixture
+def licenzy_store() -> Iterator[InMemoryStore]:
+    store = InMemoryStore()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def licenzy_products() -> list[Product]:
+    return demo_products()
+
+
+@pytest.fixture
+def licenzy(licenzy_store: InMemoryStore, licenzy_products: list[Product],
+            licenzy_clock: FrozenClock) -> Licenzy:
+    from ..licenzy import Licenzy
+
+    return Licenzy(
+        store=licenzy_store,
+        products=licenzy_products,
+        clock=licenzy_clock,
+        success_url="https://app.test/billing/success",
+        cancel_url="https://app.test/billing/cancel",
+    )
+
+
+@pytest.fixture
+def stripe_simulator(licenzy: Licenzy) -> StripeSimulator:
+    from .simulator import StripeSimulator
+
+    return StripeSimulator.for_licenzy(licenzy)

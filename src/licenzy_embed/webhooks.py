@@ -1,0 +1,1023 @@
+"""Stripe webhooks: verified with the SDK, applied exactly once, in any order.
+
+**Verification.** The signature is checked by ``stripe.WebhookSignature.verify_header`` with the
+configured tolerance, against each configured secret in turn (rotation). Only then is the body
+parsed; a body that is not a Stripe event is ``InvalidPayload``, an event of the other mode is
+``ModeMismatch``. All three answer 400 and record nothing.
+
+**Exactly once.** The event id is inserted (unique per mode) as the *first* write of the store
+transaction that applies the event, so a second copy — also one arriving at the same moment in
+another process, whose insert blocks on the unique index until the first commits — raises
+``DuplicateKey`` and is answered ``duplicate`` without touching anything. Any other failure
+rolls the whole transaction back, event id included, so Stripe's retry runs it again (the
+dj-stripe #832 lesson). Two *different* events creating the same entitlement at the same moment
+collide on its primary key (derived from the Stripe object), and the loser is simply re-run.
+
+**Any order.** Stripe does not keep order and retries for days, so an effect never depends on
+arrival order. Each entitlement's state is split into parts, each decided by one rule that gives
+the same answer whatever the order:
+
+* *status* (Stripe's own status for a subscription; pending/active/failed for a one-off
+  purchase): the newest event that claims a status wins, ordered by ``(created, event id)``
+  through a per-entitlement high-water mark; an older claim arriving later is recorded and
+  changes nothing. ``canceled`` and ``incomplete_expired`` are final, as in Stripe. In a tie on
+  ``created`` an ``incomplete`` claim loses (Stripe sends ``subscription.created: incomplete``
+  and ``updated: active`` in the same second).
+* *grace* of a past-due subscription runs from the start of the billing period whose invoice
+  went unpaid — a date carried by the event itself, so every copy of every failure agrees on it.
+* *billing period*: units are reset when an invoice for a *later* period than the one last
+  granted is paid (``period_key``), so once per period whatever the order or count of copies;
+  ``expires_at`` is the latest known period end.
+* *refunds and disputes* are facts about one payment intent, remembered even before the
+  purchase they belong to has arrived; an entitlement's refund/dispute state is recomputed from
+  the facts of its current payment each time either side changes. A subscription's current
+  payment is the one of its newest paid invoice, so paying the next period ends the effect of a
+  refunded or disputed earlier one.
+
+An event that is older than the state it would change, or that names a subject or price this
+app does not know, is still recorded (outcome ``processed``, with a ``note``) so it is never
+re-applied; the unknown ones are logged as warnings. Event types this library does not use are
+recorded and answered ``ignored`` — never a 4xx, because Stripe disables endpoints that keep
+failing.
+
+**Payload shapes.** Both current API versions (period on ``items.data[].current_period_*``,
+an invoice's subscription under ``parent.subscription_details``, line prices under
+``pricing.price_details``) and older ones (``current_period_*`` on the subscription,
+``invoice.subscription``, ``invoice.payment_intent``, ``plan`` beside ``price``) are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import stripe
+
+from . import validation
+from .catalog import Product
+from .entitlement import (
+    DISPUTED,
+    FAILED,
+    PAST_DUE,
+    PENDING,
+    PURCHASE_ACTIVE,
+    REFUNDED,
+    REVOKED,
+    SUBSCRIPTION_OPEN,
+    Entitlement,
+    EntitlementRecord,
+    derive_access,
+)
+from .errors import InvalidPayload, InvalidRequest, InvalidSignature, ModeMismatch
+from .events import ChangeEvent
+from .ledger import LedgerEntry
+from .records import CheckoutAttempt, CustomerLink, ProcessedEvent, Watermark
+from .stores.base import DuplicateKey, StoreTransaction
+
+if TYPE_CHECKING:
+    from .licenzy import Licenzy
+
+logger = logging.getLogger("licenzy_embed")
+
+CHECKOUT_EVENTS = frozenset({
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+})
+SUBSCRIPTION_EVENTS = frozenset({
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+})
+INVOICE_PAID_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded"})
+REFUND_EVENTS = frozenset({"charge.refunded", "refund.created", "refund.updated"})
+DISPUTE_EVENTS = frozenset({"charge.dispute.created", "charge.dispute.closed"})
+HANDLED_EVENTS = (CHECKOUT_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_PAID_EVENTS | REFUND_EVENTS
+                  | DISPUTE_EVENTS | {"invoice.payment_failed"})
+
+FINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
+INCOMPLETE = "incomplete"
+# Facts about one payment intent, each remembered as a watermark "<pi>#<fact>".
+_FACTS = ("refunded", "dispute_open", "dispute_won", "dispute_lost")
+_DISPUTE_WON = frozenset({"won", "warning_closed", "prevented"})
+_RACE_RETRIES = 5
+_MAX_ID = 255
+
+Order = tuple[int, str]  # (event created, event id): the order events are applied in
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """What ``handle_webhook`` did with one delivery. ``note`` says why a processed event
+    changed nothing (older than the state, unknown subject or price, …)."""
+
+    event_id: str
+    event_type: str
+    outcome: str  # processed | duplicate | ignored
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "outcome": self.outcome,
+        }
+        if self.note is not None:
+            body["note"] = self.note
+        return body
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    """The parts of a verified event the processor reads."""
+
+    id: str
+    type: str
+    created: int
+    livemode: bool
+    obj: dict[str, Any]
+
+    @property
+    def order(self) -> Order:
+        return (self.created, self.id)
+
+    @property
+    def at(self) -> datetime:
+        return _time(self.created)
+
+    @property
+    def object_id(self) -> str | None:
+        value = self.obj.get("id")
+        return value if isinstance(value, str) else None
+
+
+class _AlreadyProcessed(Exception):
+    """Raised inside the transaction so that it rolls back and the delivery reads
+    ``duplicate``."""
+
+
+class WebhookProcessor:
+    """``Licenzy.handle_webhook``: verify, parse, check the mode, apply in one transaction."""
+
+    def __init__(self, licenzy: Licenzy) -> None:
+        self.lz = licenzy
+
+    def handle(self, payload: bytes, signature_header: str) -> WebhookResult:
+        text = _payload_text(payload)
+        self._verify(text, signature_header)
+        event = parse_event(text)
+        if event.livemode != (self.lz.mode == "live"):
+            raise ModeMismatch(
+                f"a {'live' if event.livemode else 'test'}-mode event reached a "
+                f"{self.lz.mode}-mode Licenzy; nothing was recorded"
+            )
+        for attempt in range(_RACE_RETRIES):
+            try:
+                return self.lz._run(lambda tx: _Application(self.lz, tx, event).run())
+            except _AlreadyProcessed:
+                return WebhookResult(event.id, event.type, "duplicate",
+                                     "this event was already processed")
+            except DuplicateKey:
+                # Another event created the same entitlement or customer link first; re-run
+                # against what it committed.
+                if attempt == _RACE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _verify(self, text: str, header: Any) -> None:
+        if not isinstance(header, str) or not header.strip():
+            raise InvalidSignature("the Stripe-Signature header is missing")
+        secrets = self.lz._webhook_secrets
+        if not secrets:
+            raise InvalidSignature("no stripe_webhook_secret is configured, so no event can be "
+                                   "trusted")
+        failures: list[str] = []
+        for secret in secrets:
+            try:
+                stripe.WebhookSignature.verify_header(text, header, secret,
+                                                      self.lz.webhook_tolerance)
+                return
+            except stripe.SignatureVerificationError as exc:
+                failures.append(str(exc.user_message or exc))
+        # A stale but genuine signature says so, whichever secret was tried first.
+        stale = [f for f in failures if "tolerance" in f]
+        raise InvalidSignature(f"Stripe signature check failed: {(stale or failures)[0]}")
+
+
+def _payload_text(payload: Any) -> str:
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPayload("the webhook body is not UTF-8 text") from None
+    if isinstance(payload, str):
+        return payload
+    raise InvalidPayload("the webhook body must be the raw request bytes")
+
+
+def parse_event(text: str) -> StripeEvent:
+    """Check that a verified body is a Stripe event and keep what processing reads."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidPayload("the webhook body is not JSON") from None
+    if not isinstance(data, dict) or data.get("object") != "event":
+        raise InvalidPayload("the webhook body is not a Stripe event")
+    event_id, event_type = data.get("id"), data.get("type")
+    created, livemode = data.get("created"), data.get("livemode")
+    inner = data.get("data")
+    obj = inner.get("object") if isinstance(inner, dict) else None
+    if not (isinstance(event_id, str) and 0 < len(event_id) <= _MAX_ID):
+        raise InvalidPayload("the event has no valid id")
+    if not (isinstance(event_type, str) and 0 < len(event_type) <= _MAX_ID):
+        raise InvalidPayload("the event has no valid type")
+    if isinstance(created, bool) or not isinstance(created, int) or created < 0:
+        raise InvalidPayload("the event has no valid created timestamp")
+    if not isinstance(livemode, bool):
+        raise InvalidPayload("the event does not say whether it is live")
+    if not isinstance(obj, dict):
+        raise InvalidPayload("the event has no data.object")
+    return StripeEvent(event_id, event_type, created, livemode, obj)
+
+
+def entitlement_id(mode: str, purchase_key: str) -> str:
+    """One entitlement per Stripe subscription or payment, with an id derived from it: two
+    events racing to create it collide on the primary key instead of making two."""
+    return "ent_" + hashlib.sha256(f"{mode}|{purchase_key}".encode()).hexdigest()[:32]
+
+
+# ---------------------------------------------------------------------------- payload readers
+def _time(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[dict[str, Any]]:
+    """The items of a Stripe list object (``{"object": "list", "data": [...]}``) or array."""
+    if isinstance(value, dict):
+        value = value.get("data")
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _ref(value: Any) -> str | None:
+    """An id, whether the field holds the id or the expanded object."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict):
+        inner = value.get("id")
+        return inner if isinstance(inner, str) and inner else None
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return _dict(obj.get("metadata"))
+
+
+def _price_ids(item: dict[str, Any]) -> list[str]:
+    """Price ids named by a subscription item, invoice line or checkout line item: the current
+    ``price``/``pricing.price_details.price`` and the legacy ``plan``."""
+    found = [
+        _ref(item.get("price")),
+        _ref(_dict(_dict(item.get("pricing")).get("price_details")).get("price")),
+        _ref(item.get("plan")),
+    ]
+    return [p for p in found if p]
+
+
+@dataclass(frozen=True)
+class _Subscription:
+    id: str
+    status: str
+    customer: str | None
+    metadata: dict[str, Any]
+    prices: list[str]
+    quantity: int
+    period_start: int | None
+    period_end: int | None
+
+
+def _read_subscription(obj: dict[str, Any]) -> _Subscription | None:
+    sub_id, status = _ref(obj.get("id")), obj.get("status")
+    if sub_id is None or not isinstance(status, str):
+        return None
+    items = _list(obj.get("items"))
+    first = items[0] if items else {}
+    # Current API versions keep the period on the item; older ones on the subscription.
+    start = _int(first.get("current_period_start"))
+    end = _int(first.get("current_period_end"))
+    if start is None or end is None:
+        start, end = _int(obj.get("current_period_start")), _int(obj.get("current_period_end"))
+    quantity = _int(first.get("quantity")) or _int(obj.get("quantity")) or 1
+    prices = [p for item in items for p in _price_ids(item)]
+    prices += _price_ids(obj)  # very old versions: a single plan on the subscription
+    return _Subscription(sub_id, status, _ref(obj.get("customer")), _metadata(obj), prices,
+                         max(quantity, 1), start, end)
+
+
+@dataclass(frozen=True)
+class _Invoice:
+    id: str
+    subscription: str | None
+    subscription_metadata: dict[str, Any]
+    customer: str | None
+    prices: list[str]
+    period_start: int | None
+    period_end: int | None
+    payment_intent: str | None
+    billing_reason: str | None
+    amount_paid: int | None
+    created: int | None
+
+
+def _read_invoice(obj: dict[str, Any]) -> _Invoice | None:
+    invoice_id = _ref(obj.get("id"))
+    if invoice_id is None:
+        return None
+    details = _dict(_dict(obj.get("parent")).get("subscription_details"))
+    subscription = _ref(details.get("subscription")) or _ref(obj.get("subscription"))
+    sub_metadata = _dict(details.get("metadata")) or _dict(
+        _dict(obj.get("subscription_details")).get("metadata"))
+    lines = _list(obj.get("lines"))
+    sub_lines = [line for line in lines if _line_subscription(line)]
+    subscription = subscription or next(
+        (s for s in map(_line_subscription, sub_lines) if s), None)
+    chosen = (sub_lines or lines or [{}])[0]
+    period = _dict(chosen.get("period"))
+    payment_intent = _ref(obj.get("payment_intent"))
+    for payment in _list(obj.get("payments")):  # current versions, when the list is included
+        payment_intent = payment_intent or _ref(_dict(payment.get("payment")).get(
+            "payment_intent"))
+    reason = obj.get("billing_reason")
+    return _Invoice(
+        id=invoice_id,
+        subscription=subscription,
+        subscription_metadata=sub_metadata,
+        customer=_ref(obj.get("customer")),
+        prices=[p for line in (sub_lines or lines) for p in _price_ids(line)],
+        period_start=_int(period.get("start")),
+        period_end=_int(period.get("end")),
+        payment_intent=payment_intent,
+        billing_reason=reason if isinstance(reason, str) else None,
+        amount_paid=_int(obj.get("amount_paid")),
+        created=_int(obj.get("created")),
+    )
+
+
+def _line_subscription(line: dict[str, Any]) -> str | None:
+    parent = _dict(line.get("parent"))
+    if parent.get("type") == "subscription_item_details":
+        return _ref(_dict(parent.get("subscription_item_details")).get("subscription"))
+    if line.get("type") == "subscription":  # older versions
+        return _ref(line.get("subscription")) or "?"
+    return None
+
+
+def _payment_intent_of(obj: dict[str, Any]) -> str | None:
+    """The payment intent a charge, refund or dispute belongs to."""
+    return _ref(obj.get("payment_intent")) or _ref(_dict(obj.get("charge")).get(
+        "payment_intent"))
+
+
+# ---------------------------------------------------------------------------- application
+@dataclass
+class _Target:
+    """One entitlement being changed by the current event."""
+
+    record: EntitlementRecord
+    is_new: bool
+    original: EntitlementRecord | None
+    ledger: list[tuple[str, str, int | None]] = field(default_factory=list)
+
+
+class _Application:
+    """Applies one event inside one store transaction; ``run`` returns the result and the
+    change events to dispatch after commit."""
+
+    def __init__(self, licenzy: Licenzy, tx: StoreTransaction, event: StripeEvent) -> None:
+        self.lz = licenzy
+        self.tx = tx
+        self.ev = event
+        self.mode = licenzy.mode
+        self.now = licenzy.now()
+        self.events: list[ChangeEvent] = []
+        self.targets: dict[str, _Target] = {}
+        self.notes: list[str] = []
+
+    # -- entry
+    def run(self) -> tuple[WebhookResult, list[ChangeEvent]]:
+        ev = self.ev
+        if self.tx.get_processed_event(ev.id) is not None:
+            raise _AlreadyProcessed
+        handled = ev.type in HANDLED_EVENTS
+        try:
+            self.tx.insert_processed_event(ProcessedEvent(
+                mode=self.mode, event_id=ev.id, event_type=ev.type,
+                outcome="processed" if handled else "ignored", object_id=ev.object_id,
+                event_created=ev.created, processed_at=self.now,
+                subject_ref=_valid_subject(_metadata(ev.obj).get("subject_ref")),
+            ))
+        except DuplicateKey:
+            raise _AlreadyProcessed from None
+        if not handled:
+            return WebhookResult(ev.id, ev.type, "ignored",
+                                 "licenzy-embed does not use this event type"), []
+        self._dispatch()
+        self._flush()
+        note = "; ".join(dict.fromkeys(self.notes)) or None
+        return WebhookResult(ev.id, ev.type, "processed", note), self.events
+
+    def _dispatch(self) -> None:
+        kind = self.ev.type
+        if kind in CHECKOUT_EVENTS:
+            self.checkout()
+        elif kind in SUBSCRIPTION_EVENTS:
+            self.subscription()
+        elif kind in INVOICE_PAID_EVENTS:
+            self.invoice(paid=True)
+        elif kind == "invoice.payment_failed":
+            self.invoice(paid=False)
+        elif kind in REFUND_EVENTS:
+            self.refund()
+        else:
+            self.dispute()
+
+    # -- notes and warnings
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def unmatched(self, what: str) -> None:
+        logger.warning("licenzy-embed: Stripe event %s (%s): %s; recorded without effect",
+                       self.ev.id, self.ev.type, what)
+        self.note(what)
+
+    # -- resolution
+    def subject_from(self, *candidates: Any, customer: str | None = None) -> str | None:
+        for candidate in candidates:
+            subject = _valid_subject(candidate)
+            if subject is not None:
+                return subject
+        if customer is not None:
+            link = self.tx.get_customer_by_stripe_id(customer)
+            if link is not None:
+                return link.subject_ref
+        return None
+
+    def product_from(self, prices: Iterable[str], *codes: Any) -> Product | None:
+        for price in prices:
+            product = self.lz.catalog.by_price(price)
+            if product is not None:
+                return product
+        for code in codes:
+            if isinstance(code, str):
+                try:
+                    return self.lz.catalog.get(code)
+                except (InvalidRequest, LookupError, Exception):  # unknown or malformed code
+                    continue
+        return None
+
+    # -- entitlements
+    def target(self, purchase_key: str,
+               create: Callable[[], EntitlementRecord | None]) -> _Target | None:
+        """The entitlement of a subscription or payment, locked; built by ``create`` when it
+        does not exist yet (inserted at the end, so a creation race surfaces as DuplicateKey)."""
+        ent_id = entitlement_id(self.mode, purchase_key)
+        if ent_id in self.targets:
+            return self.targets[ent_id]
+        record = self.tx.get_entitlement(ent_id)
+        if record is not None:
+            found = _Target(record, False, record)
+        else:
+            built = create()
+            if built is None:
+                return None
+            found = _Target(built, True, None)
+            found.ledger.append(("granted", f"{self.ev.type}: purchase recorded", None))
+        self.targets[ent_id] = found
+        return found
+
+    def new_record(self, purchase_key: str, subject_ref: str, product: Product, *,
+                   customer: str | None, subscription: str | None = None,
+                   session: str | None = None, payment_intent: str | None = None,
+                   quantity: int = 1) -> EntitlementRecord:
+        if product.kind == "subscription":
+            status, usage, granted = INCOMPLETE, product.units, product.units
+        elif product.kind == "usage_pack":
+            granted = (product.units or 0) * quantity
+            status, usage = PENDING, 0
+        else:
+            status, usage, granted = PENDING, None, None
+        return derive_access(EntitlementRecord(
+            id=entitlement_id(self.mode, purchase_key), mode=self.mode, subject_ref=subject_ref,
+            product_code=product.code, kind=product.kind, status=status, source="stripe",
+            created_at=self.now, updated_at=self.now, usage_remaining=usage,
+            units_granted=granted, quantity=quantity, stripe_customer_id=customer,
+            stripe_subscription_id=subscription, stripe_checkout_session_id=session,
+            stripe_payment_intent_id=payment_intent,
+        ))
+
+    def change(self, target: _Target, action: str, reason: str, units_delta: int | None = None,
+               **changes: Any) -> None:
+        target.record = target.record.evolve(self.now, **changes)
+        target.ledger.append((action, reason, units_delta))
+
+    def _flush(self) -> None:
+        for target in self.targets.values():
+            record = target.record
+            if target.is_new:
+                self.tx.insert_entitlement(record)
+            elif record == target.original:
+                continue
+            else:
+                self.tx.save_entitlement(record)
+            for action, reason, delta in target.ledger:
+                self.tx.add_ledger(LedgerEntry.new(
+                    mode=self.mode, subject_ref=record.subject_ref, action=action,
+                    source="stripe", reason=reason, at=self.now, entitlement_id=record.id,
+                    units_delta=delta, status=record.status, reference=self.ev.id,
+                ))
+            view = Entitlement.at(record, self.now)
+            self.events.append(ChangeEvent("entitlement.updated", {
+                "entitlement": view.to_dict(), "source": "stripe", "reference": self.ev.id,
+            }))
+
+    # -- watermarks
+    def watermark(self, key: str) -> Watermark | None:
+        return self.tx.get_watermark(key)
+
+    def advance(self, key: str, order: Order) -> None:
+        current = self.tx.get_watermark(key)
+        if current is None or order > (current.event_created, current.event_id):
+            self.tx.save_watermark(Watermark(self.mode, key, order[0], order[1]))
+
+    # -- the status part
+    def claim_status(self, target: _Target, status: str, *, grace_from: int | None = None,
+                     paid_at: datetime | None = None) -> bool:
+        """Apply a status claimed by the current event if it is the newest claim (or a final
+        one). Returns whether it applied."""
+        record = target.record
+        if record.status == REVOKED:
+            self.note("the entitlement was revoked by an admin; Stripe changes are not applied")
+            return False
+        key = f"{_purchase_key(record)}#status"
+        underlying = _underlying(record)
+        mark = None if target.is_new and not target.ledger[1:] else self.watermark(key)
+        final = status in FINAL_STATUSES
+        if underlying in FINAL_STATUSES and not target.is_new:
+            if not final or underlying == status:
+                self.note(f"the subscription already ended ({underlying})")
+                return False
+        elif not final and not _claim_is_newer(self.ev.order, mark, status, underlying):
+            self.note("an event newer than this one already set the status")
+            return False
+        self.advance(key, self.ev.order)
+        self.set_underlying(target, status, grace_from=grace_from, paid_at=paid_at)
+        return True
+
+    def set_underlying(self, target: _Target, status: str, *, grace_from: int | None,
+                       paid_at: datetime | None) -> None:
+        record = target.record
+        reason = f"{self.ev.type}: status {status}"
+        if record.kind == "subscription":
+            grace = None
+            if status == PAST_DUE:
+                start = _time(grace_from) if grace_from is not None else self.ev.at
+                grace = start + self.lz.past_due_grace
+            if record.prior_status is not None:  # a refund or dispute keeps it past due
+                if record.prior_status != status:
+                    self.change(target, "updated", reason, prior_status=status)
+            elif (record.status, record.grace_until) != (status, grace):
+                self.change(target, "updated", reason, status=status, grace_until=grace)
+            return
+        if record.prior_status is not None:
+            if record.prior_status != status:
+                self.change(target, "updated", reason, prior_status=status)
+        elif record.status != status:
+            self.change(target, "updated", reason, status=status)
+        if status == PURCHASE_ACTIVE:
+            self.grant_purchase(target, paid_at or self.ev.at)
+
+    def grant_purchase(self, target: _Target, paid_at: datetime) -> None:
+        """A one-off purchase's units and end date, set once, when it is first paid."""
+        record = target.record
+        if record.period_key is not None:
+            return
+        product = self.lz.catalog.get(record.product_code)
+        expires = paid_at + product.duration if product.duration is not None else None
+        if record.kind == "usage_pack":
+            units = record.units_granted or 0
+            if record.status == REFUNDED:
+                units = 0  # paid and refunded before we heard of the payment
+            self.change(target, "granted", f"{self.ev.type}: {units} units paid for",
+                        units_delta=units, usage_remaining=units, period_key="purchase",
+                        expires_at=expires)
+        else:
+            self.change(target, "granted", f"{self.ev.type}: pass paid for",
+                        period_key="purchase", expires_at=expires)
+
+    # -- the billing period part (subscriptions)
+    def see_period(self, target: _Target, end: int | None) -> None:
+        if end is None:
+            return
+        ends = _time(end)
+        record = target.record
+        if record.expires_at is None or ends > record.expires_at:
+            self.change(target, "updated", f"{self.ev.type}: period ends {ends.isoformat()}",
+                        expires_at=ends)
+
+    def grant_period(self, target: _Target, start: int | None) -> None:
+        """Reset a metered subscription's units for a newly paid period, once per period."""
+        record = target.record
+        if start is None:
+            return
+        if record.period_key is not None and record.period_key.isdigit() and (
+            int(record.period_key) >= start
+        ):
+            return
+        if record.units_granted is None:
+            self.change(target, "updated", f"{self.ev.type}: period paid", period_key=str(start))
+            return
+        delta = record.units_granted - (record.usage_remaining or 0)
+        self.change(target, "units_reset",
+                    f"{self.ev.type}: {record.units_granted} units for the paid period",
+                    units_delta=delta, usage_remaining=record.units_granted,
+                    period_key=str(start))
+
+    # -- the refund and dispute part
+    def facts(self, payment_intent: str) -> list[tuple[Order, str]]:
+        found = []
+        for fact in _FACTS:
+            mark = self.watermark(f"{payment_intent}#{fact}")
+            if mark is not None:
+                found.append(((mark.event_created, mark.event_id), fact))
+        return sorted(found)
+
+    def apply_payment_facts(self, target: _Target) -> None:
+        """Recompute the refund/dispute state from the facts of the entitlement's current
+        payment: the same answer whatever order the facts and the payment arrived in."""
+        record = target.record
+        if record.status == REVOKED:
+            return
+        pi = record.stripe_payment_intent_id
+        state: str | None = None
+        since: Order | None = None
+        for order, fact in self.facts(pi) if pi else []:
+            if state == REFUNDED:
+                break  # a refunded payment stays refunded
+            if fact == "refunded":
+                state, since = REFUNDED, order
+            elif fact in ("dispute_open", "dispute_lost"):
+                state, since = DISPUTED, order
+            else:
+                state, since = None, order
+        self.set_overlay(target, state, _time(since[0]) if since else self.ev.at)
+
+    def set_overlay(self, target: _Target, state: str | None, at: datetime) -> None:
+        record = target.record
+        on = record.prior_status is not None
+        underlying = _underlying(record)
+        reason = f"{self.ev.type}: payment {state or 'in good standing'}"
+        if state is None:
+            if on:
+                grace = record.grace_until if underlying == PAST_DUE else None
+                self.change(target, "dispute_closed", reason, status=underlying,
+                            prior_status=None, grace_until=grace)
+            return
+        if record.kind == "subscription":
+            if not on or record.grace_until != at:
+                self.change(target, "refunded" if state == REFUNDED else "disputed", reason,
+                            status=PAST_DUE, grace_until=at, prior_status=underlying)
+            return
+        if record.status != state:
+            self.change(target, "refunded" if state == REFUNDED else "disputed", reason,
+                        status=state, prior_status=underlying)
+        if state == REFUNDED:
+            record = target.record
+            if record.kind == "usage_pack" and record.usage_remaining:
+                self.change(target, "refunded", f"{self.ev.type}: refunded units removed",
+                            units_delta=-record.usage_remaining, usage_remaining=0)
+            elif record.kind == "time_pass" and (record.expires_at is None
+                                                 or record.expires_at > at):
+                self.change(target, "refunded", f"{self.ev.type}: pass ended by refund",
+                            expires_at=at)
+
+    # ------------------------------------------------------------------ handlers
+    def checkout(self) -> None:
+        session = self.ev.obj
+        session_id = _ref(session.get("id"))
+        if session_id is None:
+            self.unmatched("the checkout session has no id")
+            return
+        attempt = self.tx.get_attempt_by_session(session_id)
+        kind = self.ev.type
+        if kind == "checkout.session.expired":
+            self.settle_attempt(attempt, "failed")
+            if attempt is None:
+                self.note("no checkout attempt of this app has this session")
+            return
+        paid = session.get("payment_status") in ("paid", "no_payment_required")
+        mode = session.get("mode")
+        if kind == "checkout.session.async_payment_succeeded":
+            claim_sub, claim_one, finalized = "active", PURCHASE_ACTIVE, True
+        elif kind == "checkout.session.async_payment_failed":
+            claim_sub, claim_one, finalized = INCOMPLETE, FAILED, False
+        else:
+            claim_sub = "active" if paid else INCOMPLETE
+            claim_one = PURCHASE_ACTIVE if paid else PENDING
+            finalized = paid
+        metadata = _metadata(session)
+        customer = _ref(session.get("customer"))
+        subject = self.subject_from(
+            attempt.subject_ref if attempt else None, metadata.get("subject_ref"),
+            session.get("client_reference_id"), customer=customer)
+        line_prices = [p for item in _list(session.get("line_items")) for p in _price_ids(item)]
+        product = self.product_from(line_prices, attempt.product_code if attempt else None,
+                                    metadata.get("product_code"))
+        if kind == "checkout.session.async_payment_failed":
+            self.settle_attempt(attempt, "failed")
+        if subject is None or product is None:
+            self.unmatched("no subject matched the checkout session" if subject is None
+                           else "no catalog product matched the checkout session")
+            return
+        subscription = _ref(session.get("subscription"))
+        payment_intent = _ref(session.get("payment_intent"))
+        if (mode == "subscription") != (product.kind == "subscription") or (
+            mode == "subscription" and subscription is None
+        ):
+            self.unmatched(f"a {mode}-mode session cannot buy {product.code} "
+                           f"({product.kind})")
+            return
+        self.link_customer(subject, customer)
+        quantity = max(_metadata_quantity(metadata), *(
+            _int(item.get("quantity")) or 1 for item in _list(session.get("line_items"))
+        ), 1)
+        key = subscription if subscription else (payment_intent or session_id)
+        target = self.target(key, lambda: self.new_record(
+            key, subject, product, customer=customer, subscription=subscription,
+            session=session_id, payment_intent=None if subscription else payment_intent,
+            quantity=quantity))
+        assert target is not None
+        if target.record.stripe_checkout_session_id is None:
+            self.change(target, "updated", f"{kind}: checkout session recorded",
+                        stripe_checkout_session_id=session_id)
+        applied = self.claim_status(target, claim_sub if subscription else claim_one)
+        if not subscription:
+            self.apply_payment_facts(target)
+        if finalized:
+            self.settle_attempt(attempt, "finalized")
+        if finalized and applied:
+            view = Entitlement.at(target.record, self.now)
+            self.events.append(ChangeEvent("purchase.finalized", {
+                "attempt_id": attempt.id if attempt else None,
+                "session_id": session_id, "subject_ref": subject,
+                "product_code": product.code, "entitlement": view.to_dict(),
+            }))
+
+    def settle_attempt(self, attempt: CheckoutAttempt | None, status: str) -> None:
+        if attempt is None or attempt.status != "created":
+            return
+        from dataclasses import replace
+
+        self.tx.save_attempt(replace(attempt, status=status, updated_at=self.now))
+
+    def link_customer(self, subject: str, customer: str | None) -> None:
+        """Remember a customer Stripe created for the subject (e.g. a session created without
+        one), so that later events naming only the customer still match."""
+        if customer is None:
+            return
+        if self.tx.get_customer(subject) is None and self.tx.get_customer_by_stripe_id(
+                customer) is None:
+            self.tx.insert_customer(CustomerLink(self.mode, subject, customer, self.now))
+
+    def subscription(self) -> None:
+        sub = _read_subscription(self.ev.obj)
+        if sub is None:
+            self.unmatched("the subscription has no id or status")
+            return
+        status = "canceled" if self.ev.type == "customer.subscription.deleted" else sub.status
+        product = self.product_from(sub.prices, sub.metadata.get("product_code"))
+        target = self.subscription_target(sub.id, sub.customer, sub.metadata, product,
+                                          sub.quantity)
+        if target is None:
+            return
+        self.plan(target, product, sub.quantity)
+        applied = self.claim_status(target, status, grace_from=sub.period_start)
+        self.see_period(target, sub.period_end)
+        if applied:
+            view = Entitlement.at(target.record, self.now)
+            name = ("subscription.deleted" if self.ev.type == "customer.subscription.deleted"
+                    else "subscription.updated")
+            self.events.append(ChangeEvent(name, {
+                "subscription_id": sub.id, "subject_ref": target.record.subject_ref,
+                "status": status, "entitlement": view.to_dict(),
+            }))
+
+    def subscription_target(self, subscription_id: str, customer: str | None,
+                            metadata: dict[str, Any], product: Product | None,
+                            quantity: int) -> _Target | None:
+        def create() -> EntitlementRecord | None:
+            subject = self.subject_from(metadata.get("subject_ref"), customer=customer)
+            if subject is None:
+                self.unmatched("no subject matched the subscription")
+                return None
+            if product is None or product.kind != "subscription":
+                self.unmatched("no subscription product of the catalog matched its price")
+                return None
+            return self.new_record(subscription_id, subject, product, customer=customer,
+                                   subscription=subscription_id, quantity=quantity)
+
+        return self.target(subscription_id, create)
+
+    def plan(self, target: _Target, product: Product | None, quantity: int) -> None:
+        """Follow a plan change (another price of the catalog), newest snapshot wins."""
+        record = target.record
+        if product is None or product.kind != "subscription" or record.status == REVOKED:
+            return
+        if (record.product_code, record.quantity) == (product.code, quantity):
+            return
+        key = f"{record.stripe_subscription_id}#plan"
+        mark = self.watermark(key)
+        if mark is not None and self.ev.order <= (mark.event_created, mark.event_id):
+            return
+        self.advance(key, self.ev.order)
+        usage = record.usage_remaining
+        if product.units is None:
+            usage = None
+        elif usage is None:
+            usage = product.units
+        self.change(target, "updated", f"{self.ev.type}: plan {product.code}",
+                    product_code=product.code, units_granted=product.units,
+                    usage_remaining=usage, quantity=quantity)
+
+    def invoice(self, *, paid: bool) -> None:
+        invoice = _read_invoice(self.ev.obj)
+        if invoice is None or invoice.subscription is None:
+            self.note("not a subscription invoice")
+            return
+        metadata = invoice.subscription_metadata
+        product = self.product_from(invoice.prices, metadata.get("product_code"))
+        target = self.subscription_target(invoice.subscription, invoice.customer, metadata,
+                                          product, 1)
+        if target is None:
+            return
+        grace_from = invoice.period_start if invoice.period_start is not None else (
+            invoice.created)
+        if not paid:
+            status = INCOMPLETE if invoice.billing_reason == "subscription_create" else PAST_DUE
+            self.claim_status(target, status, grace_from=grace_from)
+            view = Entitlement.at(target.record, self.now)
+            self.events.append(ChangeEvent("invoice.payment_failed", {
+                "invoice_id": invoice.id, "subscription_id": invoice.subscription,
+                "subject_ref": target.record.subject_ref, "entitlement": view.to_dict(),
+            }))
+            return
+        trial_start = invoice.amount_paid == 0 and invoice.billing_reason == "subscription_create"
+        if not trial_start:
+            self.claim_status(target, "active")
+        self.see_period(target, invoice.period_end)
+        self.grant_period(target, invoice.period_start)
+        self.current_payment(target, invoice.payment_intent)
+        first_copy = self.watermark(f"{invoice.id}#paid") is None
+        self.advance(f"{invoice.id}#paid", self.ev.order)
+        if first_copy:  # invoice.paid and invoice.payment_succeeded describe one payment
+            view = Entitlement.at(target.record, self.now)
+            self.events.append(ChangeEvent("invoice.payment_succeeded", {
+                "invoice_id": invoice.id, "subscription_id": invoice.subscription,
+                "subject_ref": target.record.subject_ref, "entitlement": view.to_dict(),
+            }))
+
+    def current_payment(self, target: _Target, payment_intent: str | None) -> None:
+        """The newest paid invoice's payment is the one refunds and disputes are judged on."""
+        key = f"{target.record.stripe_subscription_id}#payment"
+        mark = self.watermark(key)
+        if mark is not None and self.ev.order <= (mark.event_created, mark.event_id):
+            return
+        self.advance(key, self.ev.order)
+        if target.record.stripe_payment_intent_id != payment_intent:
+            self.change(target, "updated", f"{self.ev.type}: payment recorded",
+                        stripe_payment_intent_id=payment_intent)
+        self.apply_payment_facts(target)
+
+    def refund(self) -> None:
+        obj = self.ev.obj
+        if self.ev.type == "charge.refunded":
+            amount, refunded = _int(obj.get("amount")), _int(obj.get("amount_refunded"))
+            full = obj.get("refunded") is True or (
+                amount is not None and refunded is not None and refunded >= amount > 0)
+        else:
+            charge = _dict(obj.get("charge"))  # only when the charge was expanded
+            amount = _int(charge.get("amount"))
+            full = obj.get("status") in ("succeeded", "pending") and (
+                charge.get("refunded") is True
+                or (amount is not None and (_int(obj.get("amount")) or 0) >= amount > 0))
+        if not full:
+            self.record_partial_refund()
+            return
+        self.payment_fact("refunded")
+
+    def record_partial_refund(self) -> None:
+        pi = _payment_intent_of(self.ev.obj)
+        target = self.payment_target(pi) if pi else None
+        if target is None:
+            self.note("a partial refund changes nothing")
+            return
+        target.ledger.append(("refund_recorded",
+                              f"{self.ev.type}: partial refund, entitlement unchanged", None))
+        target.original = None  # write the ledger entry even though the state is unchanged
+
+    def dispute(self) -> None:
+        obj = self.ev.obj
+        dispute_id = _ref(obj.get("id"))
+        if dispute_id is not None:
+            mark = self.watermark(dispute_id)
+            if mark is not None and self.ev.order <= (mark.event_created, mark.event_id):
+                self.note("a newer event of this dispute was already applied")
+                return
+            self.advance(dispute_id, self.ev.order)
+        if self.ev.type == "charge.dispute.created":
+            fact = "dispute_open"
+        else:
+            fact = "dispute_won" if obj.get("status") in _DISPUTE_WON else "dispute_lost"
+        self.payment_fact(fact)
+
+    def payment_fact(self, fact: str) -> None:
+        pi = _payment_intent_of(self.ev.obj)
+        if pi is None:
+            self.unmatched("the payment has no payment intent to match")
+            return
+        self.advance(f"{pi}#{fact}", self.ev.order)
+        target = self.payment_target(pi)
+        if target is None:
+            self.note(f"no entitlement is paid by {pi} yet; the {fact.replace('_', ' ')} "
+                      "applies when its purchase arrives")
+            return
+        self.apply_payment_facts(target)
+
+    def payment_target(self, payment_intent: str) -> _Target | None:
+        target = self.target(payment_intent, lambda: None)
+        if target is not None:
+            return target
+        found = self.tx.find_entitlements(stripe_payment_intent_id=payment_intent)
+        if not found:
+            return None
+        record = found[0]
+        return self.targets.setdefault(record.id, _Target(record, False, record))
+
+
+def _purchase_key(record: EntitlementRecord) -> str:
+    return (record.stripe_subscription_id or record.stripe_payment_intent_id
+            or record.stripe_checkout_session_id or record.id)
+
+
+def _underlying(record: EntitlementRecord) -> str:
+    """Stripe's status, under any refund or dispute that overrides it."""
+    return record.prior_status if record.prior_status is not None else record.status
+
+
+def _claim_is_newer(order: Order, mark: Watermark | None, status: str, current: str) -> bool:
+    if mark is None:
+        return True
+    if order[0] == mark.event_created:
+        if status == INCOMPLETE and current != INCOMPLETE:
+            return False
+        if status != INCOMPLETE and current == INCOMPLETE:
+            return True
+    return order > (mark.event_created, mark.event_id)
+
+
+def _valid_subject(value: Any) -> str | None:
+    try:
+        return validation.subject_ref(value)
+    except InvalidRequest:
+        return None
+
+
+def _metadata_quantity(metadata: dict[str, Any]) -> int:
+    raw = metadata.get("quantity")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() and 0 < int(raw) <= 10**6 else 1
+
+
+__all__ = [
+    "HANDLED_EVENTS",
+    "StripeEvent",
+    "WebhookProcessor",
+    "WebhookResult",
+    "entitlement_id",
+    "parse_event",
+]
+
+_ = SUBSCRIPTION_OPEN  # re-exported for adapters reading statuses

@@ -1,0 +1,90 @@
+"""The Starlette app the tests drive: decorated async and sync endpoints beside the billing
+routes. The subject comes from an ``X-User`` header: a test convenience only (see
+test_mounting.py for sessions and AuthenticationMiddleware)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+
+from licenzy_embed import Licenzy
+from licenzy_embed.integrations.asgi import LicenzyASGI, consumes_usage, requires_access
+
+
+def header_subject(request: Request) -> str | None:
+    return request.headers.get("X-User")
+
+
+@requires_access
+async def async_report(request: Request) -> Response:
+    return JSONResponse({"report": "async"})
+
+
+@requires_access()
+def sync_report(request: Request) -> Response:
+    return JSONResponse({"report": "sync"})
+
+
+@consumes_usage(10)
+async def async_generate(request: Request) -> Response:
+    return JSONResponse({"generated": "async",
+                         "hold": request.state.licenzy_reservation.units})
+
+
+@consumes_usage(10)
+def sync_generate(request: Request) -> Response:
+    return JSONResponse({"generated": "sync", "hold": request.state.licenzy_reservation.units})
+
+
+@consumes_usage(10)
+async def async_boom(request: Request) -> Response:
+    raise RuntimeError("the work failed")
+
+
+@consumes_usage(10)
+def sync_boom(request: Request) -> Response:
+    raise RuntimeError("the work failed")
+
+
+@consumes_usage(10)
+async def async_fail500(request: Request) -> Response:
+    return JSONResponse({"error": "upstream"}, status_code=500)
+
+
+@consumes_usage(10)
+def sync_fail500(request: Request) -> Response:
+    return JSONResponse({"error": "upstream"}, status_code=500)
+
+
+@consumes_usage(lambda request: int(request.query_params["n"]))
+async def async_sized(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+@consumes_usage(10)
+async def async_redirect(request: Request) -> Response:
+    return RedirectResponse("/done", status_code=303)
+
+
+def create_app(lz: Licenzy, **options: Any) -> Starlette:
+    options.setdefault("subject_resolver", header_subject)
+    billing = LicenzyASGI(lz, **options)
+    app = Starlette(routes=[
+        Mount("/billing", routes=billing.routes),
+        Route("/async/report", async_report, methods=["GET", "OPTIONS"]),
+        Route("/sync/report", sync_report),
+        Route("/async/generate", async_generate, methods=["POST"]),
+        Route("/sync/generate", sync_generate, methods=["POST"]),
+        Route("/async/boom", async_boom, methods=["POST"]),
+        Route("/sync/boom", sync_boom, methods=["POST"]),
+        Route("/async/fail500", async_fail500, methods=["POST"]),
+        Route("/sync/fail500", sync_fail500, methods=["POST"]),
+        Route("/async/sized", async_sized, methods=["POST"]),
+        Route("/async/redirect", async_redirect, methods=["POST"]),
+    ])
+    app.state.licenzy = billing
+    return app

@@ -1,0 +1,247 @@
+"""``requires_access`` and ``consumes_usage`` on async and sync Starlette endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from licenzy_embed import Licenzy
+from licenzy_embed.errors import LicenzyError
+from licenzy_embed.integrations.asgi import LicenzyASGI, consumes_usage, requires_access
+
+from .._support import credits, remaining
+from .app import create_app
+
+KINDS = ["async", "sync"]
+
+
+def as_user(subject: str) -> dict[str, str]:
+    return {"X-User": subject}
+
+
+# --------------------------------------------------------------------------- requires_access
+@pytest.mark.parametrize("kind", KINDS)
+def test_requires_access_allows_a_subject_with_access(client: TestClient, lz: Licenzy,
+                                                      kind: str) -> None:
+    lz.grant("alice", "WEEK_PASS", reason="test")
+    response = client.get(f"/{kind}/report", headers=as_user("alice"))
+    assert response.status_code == 200 and response.json() == {"report": kind}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_requires_access_answers_402_without_access(client: TestClient, kind: str) -> None:
+    response = client.get(f"/{kind}/report", headers=as_user("bob"))
+    assert response.status_code == 402 and response.json()["error"] == "access_denied"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_requires_access_answers_401_without_a_subject(client: TestClient, kind: str) -> None:
+    response = client.get(f"/{kind}/report")
+    assert response.status_code == 401 and response.json()["error"] == "unauthenticated"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_requires_access_fails_closed_when_the_store_is_down(client: TestClient, lz: Licenzy,
+                                                             kind: str) -> None:
+    lz.grant("alice", "WEEK_PASS", reason="test")
+    with lz.store.unavailable():  # type: ignore[attr-defined]
+        response = client.get(f"/{kind}/report", headers=as_user("alice"))
+    assert response.status_code == 503
+    assert response.json()["error"] == "entitlements_unavailable"
+
+
+def test_options_preflight_is_exempt(client: TestClient) -> None:
+    assert client.options("/async/report").status_code == 200
+    assert client.get("/async/report").status_code == 401
+
+
+def test_an_endpoint_without_a_request_parameter_fails_at_import_time() -> None:
+    with pytest.raises(TypeError, match="request"):
+        @requires_access
+        async def endpoint(req: Request) -> Response:  # pragma: no cover
+            raise AssertionError
+
+    with pytest.raises(TypeError, match="request"):
+        @consumes_usage(1)
+        def other() -> Response:  # pragma: no cover
+            raise AssertionError
+
+
+def test_decorators_keep_the_endpoint_shape() -> None:
+    async def report(request: Request) -> Response:
+        """doc"""
+        raise AssertionError
+
+    wrapped = requires_access(report)
+    assert inspect.iscoroutinefunction(wrapped) and wrapped.__doc__ == "doc"
+    assert not inspect.iscoroutinefunction(consumes_usage(1)(lambda request: request))
+
+
+def test_async_subject_resolvers_work_on_sync_and_async_endpoints(lz: Licenzy) -> None:
+    async def resolver(request: Request) -> str | None:
+        await asyncio.sleep(0)
+        return request.headers.get("X-User")
+
+    lz.grant("alice", "WEEK_PASS", reason="test")
+    with TestClient(create_app(lz, subject_resolver=resolver)) as client:
+        for kind in KINDS:
+            assert client.get(f"/{kind}/report", headers=as_user("alice")).status_code == 200
+            assert client.get(f"/{kind}/report").status_code == 401
+
+
+def test_decorated_endpoints_fail_closed_without_configuration() -> None:
+    @requires_access
+    async def secret(request: Request) -> Response:
+        return PlainTextResponse("secret")
+
+    app = Starlette(routes=[Route("/secret", secret)])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/secret")
+    assert response.status_code == 500 and "secret" not in response.text
+
+
+def test_app_state_may_hold_the_licenzy_instance_itself(lz: Licenzy) -> None:
+    """Then the default resolver is used: request.state.licenzy_subject, else request.user."""
+
+    @requires_access
+    async def report(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    class Subject:
+        def __init__(self, app: object) -> None:
+            self.app = app
+
+        async def __call__(self, scope: dict[str, object], receive: object,
+                           send: object) -> None:
+            scope.setdefault("state", {})["licenzy_subject"] = "alice"  # type: ignore[index]
+            await self.app(scope, receive, send)  # type: ignore[operator]
+
+    from starlette.middleware import Middleware
+
+    app = Starlette(routes=[Route("/report", report)], middleware=[Middleware(Subject)])
+    app.state.licenzy = lz
+    lz.grant("alice", "WEEK_PASS", reason="test")
+    with TestClient(app) as client:
+        assert client.get("/report").status_code == 200
+
+
+def test_the_denial_response_can_be_replaced(lz: Licenzy) -> None:
+    def teapot(request: Request, error: LicenzyError) -> Response:
+        return PlainTextResponse(f"denied: {error.code}", status_code=418)
+
+    with TestClient(create_app(lz, denial_handler=teapot)) as client:
+        response = client.get("/sync/report")
+        assert (response.status_code, response.text) == (418, "denied: unauthenticated")
+        response = client.get("/billing/access")
+        assert (response.status_code, response.text) == (418, "denied: unauthenticated")
+
+
+def test_configuration_errors_are_raised_early(lz: Licenzy) -> None:
+    with pytest.raises(ValueError):
+        LicenzyASGI(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        LicenzyASGI(lz, subject_resolver="header")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        consumes_usage(0)
+
+
+# --------------------------------------------------------------------------- consumes_usage
+@pytest.mark.parametrize("kind", KINDS)
+def test_consumes_usage_charges_once_on_success(client: TestClient, lz: Licenzy,
+                                                kind: str) -> None:
+    credits(lz, "alice")
+    response = client.post(f"/{kind}/generate", headers=as_user("alice"))
+    assert response.status_code == 200
+    assert response.json() == {"generated": kind, "hold": 10}
+    assert remaining(lz, "alice") == 90
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_consumes_usage_charges_nothing_when_the_endpoint_raises(client: TestClient,
+                                                                 lz: Licenzy,
+                                                                 kind: str) -> None:
+    credits(lz, "alice")
+    assert client.post(f"/{kind}/boom", headers=as_user("alice")).status_code == 500
+    assert remaining(lz, "alice") == 100
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_consumes_usage_charges_nothing_for_a_500_response(client: TestClient, lz: Licenzy,
+                                                           kind: str) -> None:
+    credits(lz, "alice")
+    response = client.post(f"/{kind}/fail500", headers=as_user("alice"))
+    assert response.status_code == 500 and response.json() == {"error": "upstream"}
+    assert remaining(lz, "alice") == 100
+
+
+def test_consumes_usage_charges_a_redirect(client: TestClient, lz: Licenzy) -> None:
+    credits(lz, "alice")
+    response = client.post("/async/redirect", headers=as_user("alice"), follow_redirects=False)
+    assert response.status_code == 303
+    assert remaining(lz, "alice") == 90
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_consumes_usage_answers_409_when_short(client: TestClient, lz: Licenzy,
+                                               kind: str) -> None:
+    credits(lz, "alice", units=4)
+    response = client.post(f"/{kind}/generate", headers=as_user("alice"))
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "insufficient_usage"
+    assert (body["requested"], body["usage_remaining"]) == (10, 4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_consumes_usage_denials(client: TestClient, lz: Licenzy, kind: str) -> None:
+    assert client.post(f"/{kind}/generate").status_code == 401
+    credits(lz, "alice")
+    with lz.store.unavailable():  # type: ignore[attr-defined]
+        assert client.post(f"/{kind}/generate", headers=as_user("alice")).status_code == 503
+    assert remaining(lz, "alice") == 100
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_retry_with_the_same_idempotency_key_is_charged_once(client: TestClient,
+                                                               lz: Licenzy, kind: str) -> None:
+    credits(lz, "alice")
+    headers = {**as_user("alice"), "Idempotency-Key": "job-42"}
+    assert client.post(f"/{kind}/generate", headers=headers).status_code == 200
+    assert client.post(f"/{kind}/generate", headers=headers).status_code == 200
+    assert remaining(lz, "alice") == 90
+    headers["Idempotency-Key"] = "job-43"
+    assert client.post(f"/{kind}/generate", headers=headers).status_code == 200
+    assert remaining(lz, "alice") == 80
+
+
+def test_units_may_be_a_function_of_the_request(client: TestClient, lz: Licenzy) -> None:
+    credits(lz, "alice")
+    assert client.post("/async/sized?n=7", headers=as_user("alice")).status_code == 200
+    assert remaining(lz, "alice") == 93
+    assert client.post("/async/sized?n=-2", headers=as_user("alice")).status_code == 400
+    assert remaining(lz, "alice") == 93
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_concurrent_requests_never_overspend(app: Starlette, lz: Licenzy, kind: str) -> None:
+    """asyncio.gather of 20 requests for 10 units on 100 units: exactly 10 succeed."""
+    credits(lz, "alice")
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            responses = await asyncio.gather(*(
+                client.post(f"/{kind}/generate", headers=as_user("alice")) for _ in range(20)))
+        return [r.status_code for r in responses]
+
+    statuses = asyncio.run(burst())
+    assert (statuses.count(200), statuses.count(409)) == (10, 10)
+    assert remaining(lz, "alice") == 0

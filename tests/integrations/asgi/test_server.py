@@ -1,0 +1,20 @@
+"""example_apps/starlette_app.py under uvicorn with two workers sharing a SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .._servers import example_env, load_example_billing, paid_access_over_http, serve, uvicorn
+
+
+@pytest.mark.slow
+def test_starlette_app_under_uvicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    billing = load_example_billing(tmp_path, monkeypatch)
+    with serve(uvicorn("starlette_app:app"), example_env(tmp_path),
+               tmp_path / "server.log") as base, httpx.Client(base_url=base) as client:
+        assert client.get("/report").status_code == 401
+        assert client.post("/login", params={"user": "alice"}).status_code == 200
+        paid_access_over_http(client, billing.lz, "alice")

@@ -1,0 +1,244 @@
+"""The SQL databases the tests run against, one private namespace per test session.
+
+PostgreSQL (127.0.0.1:5432, user postgres) and MariaDB (127.0.0.1:3306, user root) are used for
+real. Each pytest session migrates its own schema (PostgreSQL, inside database
+``licenzy_test``) or database (MariaDB, ``licenzy_test_<pid>_<hex>``) once and empties its
+tables before each test, so two sessions running at once never see each other's rows. SQLite
+tests copy a migrated template file.
+
+Without ``LICENZY_REQUIRE_SERVICES=1`` an unreachable server skips its tests with a message
+saying how to run them; with it, they fail. ``LICENZY_TEST_POSTGRES_URL`` and
+``LICENZY_TEST_MYSQL_URL`` point the tests at other servers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from licenzy_embed.stores import _sql_schema as schema
+from licenzy_embed.stores.sqlalchemy import migrate
+
+REQUIRE_SERVICES = os.environ.get("LICENZY_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get(
+    "LICENZY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/licenzy_test")
+MYSQL_URL = os.environ.get(
+    "LICENZY_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/licenzy_test")
+
+HOW_TO_RUN = {
+    "postgres": "start PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) or set "
+                "LICENZY_TEST_POSTGRES_URL; `.ci/run` starts it and runs the suite",
+    "mysql": "start MariaDB on 127.0.0.1:3306 (user root, empty password) or set "
+             "LICENZY_TEST_MYSQL_URL; `.ci/run` starts it and runs the suite",
+}
+_TABLES = [t.name for t in schema.metadata.sorted_tables]
+
+
+def _render(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def unreachable(backend: str, reason: str) -> NoReturn:
+    message = f"{backend} server not reachable ({reason}); to run these tests, " \
+              f"{HOW_TO_RUN[backend]}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} [LICENZY_REQUIRE_SERVICES=1]", pytrace=False)
+    pytest.skip(message)
+
+
+class Server:
+    """One database server: reachability (checked once), and namespaces on it."""
+
+    def __init__(self, backend: str, url: str) -> None:
+        self.backend = backend
+        self.url = make_url(url)
+        self._lock = threading.RLock()
+        self._problem: str | None = None
+        self._checked = False
+        self._session_url: str | None = None
+        self._namespaces: list[str] = []
+
+    # -- admin connections
+    def _admin_engine(self) -> sa.Engine:
+        if self.backend == "postgres":
+            target = self.url.set(database="postgres")
+            args = {"connect_timeout": 5}
+        else:
+            target = self.url.set(database=None)
+            args = {"connect_timeout": 5}
+        return sa.create_engine(target, isolation_level="AUTOCOMMIT", connect_args=args,
+                                poolclass=sa.pool.NullPool)
+
+    def admin(self, sql: str) -> None:
+        engine = self._admin_engine()
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(sql)
+        finally:
+            engine.dispose()
+
+    def require(self) -> None:
+        """Skip (or fail) the calling test when the server is down."""
+        with self._lock:
+            if not self._checked:
+                self._checked = True
+                try:
+                    self._ensure_database()
+                except Exception as exc:  # any failure to connect means "not reachable"
+                    self._problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if self._problem is not None:
+            unreachable(self.backend, self._problem)
+
+    def _ensure_database(self) -> None:
+        name = self.url.database
+        engine = self._admin_engine()
+        try:
+            with engine.connect() as conn:
+                if self.backend == "postgres":
+                    found = conn.exec_driver_sql(
+                        "SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}
+                    ).first()
+                    if found is None:
+                        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                else:
+                    conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        finally:
+            engine.dispose()
+
+    # -- namespaces
+    def new_namespace(self, tag: str) -> str:
+        """A URL to a new, empty schema (PostgreSQL) or database (MariaDB), dropped at exit."""
+        self.require()
+        name = f"lz_{tag}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        if self.backend == "postgres":
+            self._scoped_engine_sql(f'CREATE SCHEMA "{name}"')
+            url = self.url.update_query_dict({"options": f"-csearch_path={name}"})
+        else:
+            self.admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            url = self.url.set(database=name)
+        self._namespaces.append(name)
+        if len(self._namespaces) == 1:
+            atexit.register(self._drop_all)
+        return _render(url)
+
+    def drop_namespace(self, url: str) -> None:
+        parsed = make_url(url)
+        if self.backend == "postgres":
+            name = str(parsed.query["options"]).split("=", 1)[1]
+            self._scoped_engine_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        else:
+            name = str(parsed.database)
+            self.admin(f"DROP DATABASE IF EXISTS `{name}`")
+        if name in self._namespaces:
+            self._namespaces.remove(name)
+
+    def _scoped_engine_sql(self, sql: str) -> None:
+        engine = sa.create_engine(self.url, isolation_level="AUTOCOMMIT",
+                                  poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(sql)
+        finally:
+            engine.dispose()
+
+    def _drop_all(self) -> None:
+        for name in list(self._namespaces):
+            try:
+                if self.backend == "postgres":
+                    self._scoped_engine_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                else:
+                    self.admin(f"DROP DATABASE IF EXISTS `{name}`")
+            except Exception:  # the server went away; nothing left to clean
+                pass
+        self._namespaces.clear()
+
+    def session_url(self) -> str:
+        """This session's migrated namespace (created on first use)."""
+        self.require()
+        with self._lock:
+            if self._session_url is None:
+                url = self.new_namespace("s")
+                migrate(url)
+                self._session_url = url
+            return self._session_url
+
+    def fresh_url(self) -> str:
+        """This session's namespace with every licenzy table emptied."""
+        url = self.session_url()
+        empty(url)
+        return url
+
+
+def empty(url: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            for table in reversed(_TABLES):
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+    finally:
+        engine.dispose()
+
+
+SERVERS = {"postgres": Server("postgres", POSTGRES_URL), "mysql": Server("mysql", MYSQL_URL)}
+
+
+class SQLiteFiles:
+    """Fresh migrated SQLite files, copied from one template migrated once per session."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dir: Path | None = None
+        self._template: Path | None = None
+
+    def _base(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="licenzy-sqlite-"))
+            atexit.register(shutil.rmtree, self._dir, True)
+        return self._dir
+
+    def new_path(self) -> Path:
+        """A path for a database file that does not exist yet."""
+        with self._lock:
+            return self._base() / f"{uuid.uuid4().hex}.db"
+
+    def fresh_url(self) -> str:
+        with self._lock:
+            if self._template is None:
+                template = self._base() / "template.db"
+                migrate(f"sqlite:///{template}")  # engine disposed: WAL checkpointed
+                self._template = template
+            target = self._base() / f"{uuid.uuid4().hex}.db"
+            shutil.copyfile(self._template, target)
+        return f"sqlite:///{target}"
+
+    @staticmethod
+    def remove(url: str) -> None:
+        path = make_url(url).database
+        if path:
+            for suffix in ("", "-wal", "-shm"):
+                Path(path + suffix).unlink(missing_ok=True)
+
+
+SQLITE = SQLiteFiles()
+
+
+def fresh_url(backend: str) -> str:
+    """A URL to an empty, migrated database of ``backend`` (sqlite, postgres or mysql)."""
+    if backend == "sqlite":
+        return SQLITE.fresh_url()
+    return SERVERS[backend].fresh_url()
+
+
+def release(backend: str, url: str) -> None:
+    if backend == "sqlite":
+        SQLITE.remove(url)
