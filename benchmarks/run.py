@@ -13,6 +13,7 @@ Run with ``make bench``. Servers that are down are reported and skipped.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import statistics
@@ -23,8 +24,6 @@ import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-import http.client
 
 from licenzy_embed import InMemoryStore, Licenzy, Product
 from licenzy_embed.stores.base import Store
@@ -98,6 +97,27 @@ def hosted_api_check(lz: Licenzy, subject: str) -> tuple[Callable[[], Any], Call
     return call, stop
 
 
+def measure(name: str, store: Store) -> list[tuple[str, float, float]]:
+    lz = Licenzy(store=store, products=PRODUCTS)
+    subject = f"bench-{uuid.uuid4().hex}"
+    lz.grant(subject, "CREDITS_1M", reason="benchmark")
+    n = 2000 if name == "memory" else 300
+    counter = iter(range(10**9))
+    rows = [(
+        name,
+        per_call(lambda: lz.check_access(subject), n),
+        per_call(lambda: lz.consume_usage(subject, 1, idempotency_key=f"k{next(counter)}"),
+                 n // 4),
+    )]
+    if name == "memory":
+        call, stop = hosted_api_check(lz, subject)
+        try:
+            rows.append(("HTTP API round trip (loopback)", per_call(call, 300), float("nan")))
+        finally:
+            stop()
+    return rows
+
+
 def main() -> int:
     print("licenzy-embed benchmarks (median per call; ratios are against the in-memory store)")
     rows: list[tuple[str, float, float]] = []
@@ -107,27 +127,14 @@ def main() -> int:
         except Exception as exc:  # a server that is down is reported, not fatal
             print(f"  {name}: unavailable ({type(exc).__name__}: {exc})")
             continue
-        lz = Licenzy(store=store, products=PRODUCTS)
-        subject = f"bench-{uuid.uuid4().hex}"
-        lz.grant(subject, "CREDITS_1M", reason="benchmark")
-        n = 2000 if name == "memory" else 300
-        access = per_call(lambda: lz.check_access(subject), n)
-        counter = iter(range(10**9))
-        consume = per_call(
-            lambda: lz.consume_usage(subject, 1, idempotency_key=f"k{next(counter)}"),
-            n // 4 or 1,
-        )
-        rows.append((name, access, consume))
-        if name == "memory":
-            call, stop = hosted_api_check(lz, subject)
-            try:
-                rows.append(("HTTP API round trip (loopback)", per_call(call, 300), float("nan")))
-            finally:
-                stop()
-        store.close()
+        try:
+            rows.extend(measure(name, store))
+        finally:
+            store.close()
 
     base_access, base_consume = rows[0][1], rows[0][2]
-    print(f"{'store':34} {'check_access':>14} {'x memory':>9} {'consume_usage':>14} {'x memory':>9}")
+    print(f"{'store':34} {'check_access':>14} {'x memory':>9} "
+          f"{'consume_usage':>14} {'x memory':>9}")
     for name, access, consume in rows:
         consume_txt = "-" if consume != consume else f"{consume * 1e6:11.1f} us"
         ratio_txt = "-" if consume != consume else f"{consume / base_consume:8.1f}x"
