@@ -197,10 +197,21 @@ def checkout(lz: Licenzy, subject: object, body: bytes,
         raise InvalidRequest("the body must be a JSON object") from None
     if not isinstance(data, dict) or not isinstance(data.get("product_code"), str):
         raise InvalidRequest('the body must be a JSON object with a string "product_code"')
-    key = client_key.strip() if client_key and client_key.strip() else f"req:{uuid.uuid4().hex}"
-    session = lz.create_checkout_session(ref, data["product_code"], idempotency_key=key)
+    session = lz.create_checkout_session(ref, data["product_code"],
+                                         idempotency_key=checkout_key(ref, client_key))
     result: dict[str, Any] = session.to_dict()
     return result
+
+
+def checkout_key(subject: str, client_key: str | None) -> str:
+    """The checkout's idempotency key: the client's ``Idempotency-Key`` scoped to the subject.
+
+    Checkout keys are unique per mode, not per subject, and a conflict names the checkout
+    that holds the key; scoping keeps one user's key from ever meeting another user's."""
+    if client_key is None or not client_key.strip():
+        return f"req:{uuid.uuid4().hex}"
+    digest = hashlib.blake2b(subject.encode(), digest_size=5).hexdigest()
+    return f"sub-{digest}:{client_key.strip()}"
 
 
 def customer_access(lz: Licenzy, subject: object) -> dict[str, Any]:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import stripe
 
     from .checkout import CheckoutSession
+    from .gateway import StripeGateway
     from .webhooks import WebhookResult
 
 logger = logging.getLogger("licenzy_embed")
@@ -292,21 +293,80 @@ class Licenzy:
     # ------------------------------------------------------------------ Stripe
     def _init_stripe(self, api_key: str | None, webhook_secret: str | Sequence[str] | None,
                      stripe_client: stripe.StripeClient | None) -> None:
+        """Validate the Stripe settings up front. Without an API key the Stripe simulator is
+        the gateway (test mode only) and, unless one is given, gets a random webhook secret
+        so that even simulated events are signed and verified for real."""
+        import secrets as _secrets
+        import threading
+
+        from .checkout import CheckoutService, _url
+        from .webhooks import WebhookProcessor
+
+        if stripe_client is not None and api_key is None:
+            raise ValueError("stripe_client needs stripe_api_key too: the mode (test or live) "
+                             "comes from the key alone")
+        if webhook_secret is None:
+            given: tuple[object, ...] = ()
+        elif isinstance(webhook_secret, str):
+            given = (webhook_secret,)
+        else:
+            given = tuple(webhook_secret)
+        if any(not isinstance(s, str) or not s.strip() for s in given):
+            raise ValueError("stripe_webhook_secret must be a non-empty string or a list of them")
+        if not given and api_key is None:
+            given = ("whsec_simulator_" + _secrets.token_hex(16),)
+        for name in ("success_url", "cancel_url"):
+            try:
+                _url(getattr(self, name), name)
+            except InvalidRequest as exc:
+                raise ValueError(str(exc)) from None
         self._stripe_api_key = api_key
         self._stripe_client = stripe_client
-        self._webhook_secrets: tuple[str, ...] = (
-            () if webhook_secret is None
-            else (webhook_secret,) if isinstance(webhook_secret, str)
-            else tuple(webhook_secret)
-        )
+        self._webhook_secrets: tuple[str, ...] = tuple(str(s) for s in given)
+        self._gateway: StripeGateway | None = None
+        self._gateway_lock = threading.Lock()
+        self._checkout = CheckoutService(self)
+        self._webhooks = WebhookProcessor(self)
+
+    @property
+    def gateway(self) -> StripeGateway:
+        """Who checkout talks to: Stripe through the SDK, or the simulator without a key."""
+        with self._gateway_lock:
+            if self._gateway is None:
+                if self._stripe_api_key is None:
+                    from .testing.simulator import StripeSimulator
+
+                    self._gateway = StripeSimulator(self)
+                else:
+                    import stripe as _stripe
+
+                    from .gateway import StripeClientGateway
+
+                    client = self._stripe_client or _stripe.StripeClient(self._stripe_api_key)
+                    self._gateway = StripeClientGateway(client)
+            return self._gateway
+
+    def use_gateway(self, gateway: StripeGateway) -> None:
+        """Send checkout to ``gateway`` (the testing kit's simulator attaches itself so)."""
+        with self._gateway_lock:
+            self._gateway = gateway
 
     def create_checkout_session(self, subject_ref: str, product_code: str, *,
                                 idempotency_key: str, success_url: str | None = None,
                                 cancel_url: str | None = None) -> CheckoutSession:
-        raise NotImplementedError("Stripe checkout is not wired yet")
+        """A Stripe Checkout Session for ``subject_ref`` to buy ``product_code``. It grants
+        nothing by itself: access comes with the paid session's webhook. The same key and
+        arguments answer the same session without calling Stripe again."""
+        return self._checkout.create(subject_ref, product_code,
+                                     idempotency_key=idempotency_key,
+                                     success_url=success_url, cancel_url=cancel_url)
 
     def handle_webhook(self, payload: bytes, signature_header: str) -> WebhookResult:
-        raise NotImplementedError("Stripe webhooks are not wired yet")
+        """Verify and apply one Stripe delivery, exactly once. Raises ``InvalidSignature``,
+        ``InvalidPayload`` or ``ModeMismatch`` (answer 400) having recorded nothing; any other
+        exception means nothing was recorded either, and the route should answer 5xx so that
+        Stripe retries."""
+        return self._webhooks.handle(payload, signature_header)
 
 
 def entitlement_event(view: Entitlement) -> ChangeEvent:

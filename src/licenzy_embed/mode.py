@@ -13,8 +13,10 @@ LIVE: Mode = "live"
 def mode_from_key(api_key: str | None) -> Mode:
     if api_key is None:
         return TEST  # the Stripe simulator
+    if not isinstance(api_key, str):  # a config mistake must be a ValueError at start-up
+        raise ValueError("stripe_api_key must be a string (sk_/rk_, test or live)")
     for prefix, mode in (("sk_test_", TEST), ("rk_test_", TEST), ("sk_live_", LIVE),
                          ("rk_live_", LIVE)):
-        if api_key.startswith(prefix):
+        if api_key.startswith(prefix) and len(api_key) > len(prefix):
             return mode
     raise ValueError("stripe_api_key must be a secret or restricted key (sk_/rk_, test or live)")

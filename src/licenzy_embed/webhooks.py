@@ -11,7 +11,9 @@ another process, whose insert blocks on the unique index until the first commits
 ``DuplicateKey`` and is answered ``duplicate`` without touching anything. Any other failure
 rolls the whole transaction back, event id included, so Stripe's retry runs it again (the
 dj-stripe #832 lesson). Two *different* events creating the same entitlement at the same moment
-collide on its primary key (derived from the Stripe object), and the loser is simply re-run.
+collide on its primary key (derived from the Stripe object), and the loser is simply re-run;
+an existing entitlement is row-locked before anything else about it is read or written, so
+events on one purchase serialise.
 
 **Any order.** Stripe does not keep order and retries for days, so an effect never depends on
 arrival order. Each entitlement's state is split into parts, each decided by one rule that gives
@@ -24,15 +26,21 @@ the same answer whatever the order:
   ``created`` an ``incomplete`` claim loses (Stripe sends ``subscription.created: incomplete``
   and ``updated: active`` in the same second).
 * *grace* of a past-due subscription runs from the start of the billing period whose invoice
-  went unpaid — a date carried by the event itself, so every copy of every failure agrees on it.
+  went unpaid — a date carried by the event itself, so every copy of every failure agrees on it
+  (and it is remembered, so a refund or dispute hiding it for a while gives it back).
 * *billing period*: units are reset when an invoice for a *later* period than the one last
   granted is paid (``period_key``), so once per period whatever the order or count of copies;
   ``expires_at`` is the latest known period end.
-* *refunds and disputes* are facts about one payment intent, remembered even before the
-  purchase they belong to has arrived; an entitlement's refund/dispute state is recomputed from
-  the facts of its current payment each time either side changes. A subscription's current
-  payment is the one of its newest paid invoice, so paying the next period ends the effect of a
-  refunded or disputed earlier one.
+* *refunds and disputes* are facts about one payment intent, ordered by their own time and
+  remembered even before the purchase they belong to has arrived; an entitlement's
+  refund/dispute state is recomputed from the facts of its current payment each time either
+  side changes. A full refund is final; a dispute's closing decides it. A subscription's
+  current payment is the one of its newest paid invoice, so paying the next period ends the
+  effect of a refunded or disputed earlier one. While it lasts, the subscription reads
+  ``past_due`` without grace and Stripe's own status is kept in ``prior_status``.
+
+The high-water marks, facts and remembered grace starts are rows of the store's watermark
+table, keyed ``<stripe id>#<part>``.
 
 An event that is older than the state it would change, or that names a subject or price this
 app does not know, is still recorded (outcome ``processed``, with a ``note``) so it is never
@@ -48,6 +56,7 @@ an invoice's subscription under ``parent.subscription_details``, line prices und
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -68,12 +77,17 @@ from .entitlement import (
     PURCHASE_ACTIVE,
     REFUNDED,
     REVOKED,
-    SUBSCRIPTION_OPEN,
     Entitlement,
     EntitlementRecord,
     derive_access,
 )
-from .errors import InvalidPayload, InvalidRequest, InvalidSignature, ModeMismatch
+from .errors import (
+    InvalidPayload,
+    InvalidRequest,
+    InvalidSignature,
+    LicenzyError,
+    ModeMismatch,
+)
 from .events import ChangeEvent
 from .ledger import LedgerEntry
 from .records import CheckoutAttempt, CustomerLink, ProcessedEvent, Watermark
@@ -110,6 +124,7 @@ _FACTS = ("refunded", "dispute_open", "dispute_won", "dispute_lost")
 _DISPUTE_WON = frozenset({"won", "warning_closed", "prevented"})
 _RACE_RETRIES = 5
 _MAX_ID = 255
+_MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
 
 Order = tuple[int, str]  # (event created, event id): the order events are applied in
 
@@ -239,7 +254,7 @@ def parse_event(text: str) -> StripeEvent:
         raise InvalidPayload("the event has no valid id")
     if not (isinstance(event_type, str) and 0 < len(event_type) <= _MAX_ID):
         raise InvalidPayload("the event has no valid type")
-    if isinstance(created, bool) or not isinstance(created, int) or created < 0:
+    if _int(created) is None:
         raise InvalidPayload("the event has no valid created timestamp")
     if not isinstance(livemode, bool):
         raise InvalidPayload("the event does not say whether it is live")
@@ -281,7 +296,11 @@ def _ref(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer field (amounts, quantities, timestamps), or None when it is missing or could
+    not be a date a ``datetime`` holds."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TIMESTAMP:
+        return value
+    return None
 
 
 def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
@@ -353,7 +372,7 @@ def _read_invoice(obj: dict[str, Any]) -> _Invoice | None:
     sub_metadata = _dict(details.get("metadata")) or _dict(
         _dict(obj.get("subscription_details")).get("metadata"))
     lines = _list(obj.get("lines"))
-    sub_lines = [line for line in lines if _line_subscription(line)]
+    sub_lines = [line for line in lines if _is_subscription_line(line)]
     subscription = subscription or next(
         (s for s in map(_line_subscription, sub_lines) if s), None)
     chosen = (sub_lines or lines or [{}])[0]
@@ -378,13 +397,15 @@ def _read_invoice(obj: dict[str, Any]) -> _Invoice | None:
     )
 
 
+def _is_subscription_line(line: dict[str, Any]) -> bool:
+    # current versions: parent.type; older ones: type "subscription"
+    return (_dict(line.get("parent")).get("type") == "subscription_item_details"
+            or line.get("type") == "subscription")
+
+
 def _line_subscription(line: dict[str, Any]) -> str | None:
-    parent = _dict(line.get("parent"))
-    if parent.get("type") == "subscription_item_details":
-        return _ref(_dict(parent.get("subscription_item_details")).get("subscription"))
-    if line.get("type") == "subscription":  # older versions
-        return _ref(line.get("subscription")) or "?"
-    return None
+    details = _dict(_dict(line.get("parent")).get("subscription_item_details"))
+    return _ref(details.get("subscription")) or _ref(line.get("subscription"))
 
 
 def _payment_intent_of(obj: dict[str, Any]) -> str | None:
@@ -400,7 +421,7 @@ class _Target:
 
     record: EntitlementRecord
     is_new: bool
-    original: EntitlementRecord | None
+    original: EntitlementRecord  # as read (or as inserted): what the flush compares against
     ledger: list[tuple[str, str, int | None]] = field(default_factory=list)
 
 
@@ -486,15 +507,17 @@ class _Application:
             if isinstance(code, str):
                 try:
                     return self.lz.catalog.get(code)
-                except (InvalidRequest, LookupError, Exception):  # unknown or malformed code
+                except LicenzyError:  # an unknown or malformed code names nothing we sell
                     continue
         return None
 
     # -- entitlements
     def target(self, purchase_key: str,
                create: Callable[[], EntitlementRecord | None]) -> _Target | None:
-        """The entitlement of a subscription or payment, locked; built by ``create`` when it
-        does not exist yet (inserted at the end, so a creation race surfaces as DuplicateKey)."""
+        """The entitlement of a subscription or payment, locked for the rest of the
+        transaction. When it does not exist yet, ``create`` builds it and it is inserted at
+        once: events racing to create it collide on its primary key (the losers re-run and
+        find it), and everything else they write happens under its lock."""
         ent_id = entitlement_id(self.mode, purchase_key)
         if ent_id in self.targets:
             return self.targets[ent_id]
@@ -505,8 +528,8 @@ class _Application:
             built = create()
             if built is None:
                 return None
-            found = _Target(built, True, None)
-            found.ledger.append(("granted", f"{self.ev.type}: purchase recorded", None))
+            self.tx.insert_entitlement(built)
+            found = _Target(built, True, built)
         self.targets[ent_id] = found
         return found
 
@@ -530,26 +553,32 @@ class _Application:
             stripe_payment_intent_id=payment_intent,
         ))
 
-    def change(self, target: _Target, action: str, reason: str, units_delta: int | None = None,
-               **changes: Any) -> None:
+    def change(self, target: _Target, action: str | None, reason: str,
+               units_delta: int | None = None, **changes: Any) -> None:
+        """Change the entitlement; ``action`` names its ledger entry (None: bookkeeping that
+        support has no use for, such as which payment is the current one)."""
         target.record = target.record.evolve(self.now, **changes)
-        target.ledger.append((action, reason, units_delta))
+        if action is not None:
+            target.ledger.append((action, reason, units_delta))
 
     def _flush(self) -> None:
         for target in self.targets.values():
             record = target.record
-            if target.is_new:
-                self.tx.insert_entitlement(record)
-            elif record == target.original:
-                continue
-            else:
+            entries = target.ledger
+            if record != target.original:
                 self.tx.save_entitlement(record)
-            for action, reason, delta in target.ledger:
+            if target.is_new:
+                # One entry for the whole creation, with what it ended up as.
+                entries = [("granted", f"{self.ev.type}: {record.product_code} recorded, "
+                            f"status {record.status}", record.usage_remaining)]
+            for action, reason, delta in entries:
                 self.tx.add_ledger(LedgerEntry.new(
                     mode=self.mode, subject_ref=record.subject_ref, action=action,
                     source="stripe", reason=reason, at=self.now, entitlement_id=record.id,
                     units_delta=delta, status=record.status, reference=self.ev.id,
                 ))
+            if not target.is_new and record == target.original:
+                continue  # recorded (a partial refund), but nothing changed to announce
             view = Entitlement.at(record, self.now)
             self.events.append(ChangeEvent("entitlement.updated", {
                 "entitlement": view.to_dict(), "source": "stripe", "reference": self.ev.id,
@@ -565,38 +594,41 @@ class _Application:
             self.tx.save_watermark(Watermark(self.mode, key, order[0], order[1]))
 
     # -- the status part
-    def claim_status(self, target: _Target, status: str, *, grace_from: int | None = None,
-                     paid_at: datetime | None = None) -> bool:
-        """Apply a status claimed by the current event if it is the newest claim (or a final
-        one). Returns whether it applied."""
+    def claim_status(self, target: _Target, status: str, *,
+                     grace_from: int | None = None) -> bool:
+        """Apply a status claimed by the current event if it is the newest claim. A final
+        status (canceled, incomplete_expired) applies whenever it arrives and nothing but
+        another final status replaces it. Returns whether it applied."""
         record = target.record
         if record.status == REVOKED:
             self.note("the entitlement was revoked by an admin; Stripe changes are not applied")
             return False
         key = f"{_purchase_key(record)}#status"
         underlying = _underlying(record)
-        mark = None if target.is_new and not target.ledger[1:] else self.watermark(key)
-        final = status in FINAL_STATUSES
-        if underlying in FINAL_STATUSES and not target.is_new:
-            if not final or underlying == status:
+        newer = _claim_is_newer(self.ev.order, self.watermark(key), status, underlying)
+        if underlying in FINAL_STATUSES:
+            if status not in FINAL_STATUSES or not newer:
                 self.note(f"the subscription already ended ({underlying})")
                 return False
-        elif not final and not _claim_is_newer(self.ev.order, mark, status, underlying):
+        elif not newer and status not in FINAL_STATUSES:
             self.note("an event newer than this one already set the status")
             return False
         self.advance(key, self.ev.order)
-        self.set_underlying(target, status, grace_from=grace_from, paid_at=paid_at)
+        self.set_underlying(target, status, grace_from=grace_from)
         return True
 
-    def set_underlying(self, target: _Target, status: str, *, grace_from: int | None,
-                       paid_at: datetime | None) -> None:
+    def set_underlying(self, target: _Target, status: str, *, grace_from: int | None) -> None:
         record = target.record
         reason = f"{self.ev.type}: status {status}"
         if record.kind == "subscription":
             grace = None
             if status == PAST_DUE:
-                start = _time(grace_from) if grace_from is not None else self.ev.at
-                grace = start + self.lz.past_due_grace
+                start = grace_from if grace_from is not None else self.ev.created
+                grace = _time(start) + self.lz.past_due_grace
+                # Kept aside: a refund or dispute may hide this grace for a while, and must
+                # give it back when it ends.
+                self.tx.save_watermark(Watermark(self.mode, f"{_purchase_key(record)}#grace",
+                                                 start, self.ev.id))
             if record.prior_status is not None:  # a refund or dispute keeps it past due
                 if record.prior_status != status:
                     self.change(target, "updated", reason, prior_status=status)
@@ -609,15 +641,16 @@ class _Application:
         elif record.status != status:
             self.change(target, "updated", reason, status=status)
         if status == PURCHASE_ACTIVE:
-            self.grant_purchase(target, paid_at or self.ev.at)
+            self.grant_purchase(target, self.ev.at)
 
     def grant_purchase(self, target: _Target, paid_at: datetime) -> None:
         """A one-off purchase's units and end date, set once, when it is first paid."""
         record = target.record
         if record.period_key is not None:
             return
-        product = self.lz.catalog.get(record.product_code)
-        expires = paid_at + product.duration if product.duration is not None else None
+        product = self.product_from((), record.product_code)
+        duration = product.duration if product is not None else None
+        expires = paid_at + duration if duration is not None else None
         if record.kind == "usage_pack":
             units = record.units_granted or 0
             if record.status == REFUNDED:
@@ -668,52 +701,68 @@ class _Application:
 
     def apply_payment_facts(self, target: _Target) -> None:
         """Recompute the refund/dispute state from the facts of the entitlement's current
-        payment: the same answer whatever order the facts and the payment arrived in."""
+        payment, in their own order: the same answer whatever order the facts and the
+        payment arrived in."""
         record = target.record
         if record.status == REVOKED:
             return
         pi = record.stripe_payment_intent_id
         state: str | None = None
-        since: Order | None = None
-        for order, fact in self.facts(pi) if pi else []:
+        since: int | None = None  # when the current refund/dispute state began
+        refunded_at: int | None = None
+        for (created, _), fact in self.facts(pi) if pi else []:
             if state == REFUNDED:
                 break  # a refunded payment stays refunded
             if fact == "refunded":
-                state, since = REFUNDED, order
+                state, refunded_at = REFUNDED, created
             elif fact in ("dispute_open", "dispute_lost"):
-                state, since = DISPUTED, order
+                state = DISPUTED
             else:
-                state, since = None, order
-        self.set_overlay(target, state, _time(since[0]) if since else self.ev.at)
+                state = None
+            since = None if state is None else (created if since is None else since)
+        self.set_overlay(target, state, since, refunded_at)
 
-    def set_overlay(self, target: _Target, state: str | None, at: datetime) -> None:
+    def underlying_grace(self, record: EntitlementRecord) -> datetime | None:
+        """The grace a past-due subscription had before a refund or dispute hid it (none
+        known: none given, failing closed)."""
+        started = self.watermark(f"{_purchase_key(record)}#grace")
+        if started is None:
+            return record.grace_until
+        return _time(started.event_created) + self.lz.past_due_grace
+
+    def set_overlay(self, target: _Target, state: str | None, since: int | None,
+                    refunded_at: int | None) -> None:
         record = target.record
         on = record.prior_status is not None
         underlying = _underlying(record)
         reason = f"{self.ev.type}: payment {state or 'in good standing'}"
-        if state is None:
+        action = "refunded" if state == REFUNDED else "disputed"
+        if state is None or since is None:
             if on:
-                grace = record.grace_until if underlying == PAST_DUE else None
+                grace = self.underlying_grace(record) if underlying == PAST_DUE else None
                 self.change(target, "dispute_closed", reason, status=underlying,
                             prior_status=None, grace_until=grace)
             return
         if record.kind == "subscription":
-            if not on or record.grace_until != at:
-                self.change(target, "refunded" if state == REFUNDED else "disputed", reason,
-                            status=PAST_DUE, grace_until=at, prior_status=underlying)
+            # No grace: access ends when the money went back (or now, should Stripe's clock
+            # run ahead of ours).
+            grace = min(_time(since), self.now)
+            if not on or (record.status, record.grace_until) != (PAST_DUE, grace):
+                self.change(target, action, reason, status=PAST_DUE, grace_until=grace,
+                            prior_status=underlying)
             return
         if record.status != state:
-            self.change(target, "refunded" if state == REFUNDED else "disputed", reason,
-                        status=state, prior_status=underlying)
-        if state == REFUNDED:
+            self.change(target, action, reason, status=state, prior_status=underlying)
+        if state == REFUNDED and refunded_at is not None:
             record = target.record
+            ended = _time(refunded_at)
             if record.kind == "usage_pack" and record.usage_remaining:
                 self.change(target, "refunded", f"{self.ev.type}: refunded units removed",
                             units_delta=-record.usage_remaining, usage_remaining=0)
             elif record.kind == "time_pass" and (record.expires_at is None
-                                                 or record.expires_at > at):
+                                                 or record.expires_at > ended):
                 self.change(target, "refunded", f"{self.ev.type}: pass ended by refund",
-                            expires_at=at)
+                            expires_at=ended)
 
     # ------------------------------------------------------------------ handlers
     def checkout(self) -> None:
@@ -762,9 +811,7 @@ class _Application:
                            f"({product.kind})")
             return
         self.link_customer(subject, customer)
-        quantity = max(_metadata_quantity(metadata), *(
-            _int(item.get("quantity")) or 1 for item in _list(session.get("line_items"))
-        ), 1)
+        quantity = _quantity(session, product)
         key = subscription if subscription else (payment_intent or session_id)
         target = self.target(key, lambda: self.new_record(
             key, subject, product, customer=customer, subscription=subscription,
@@ -772,14 +819,14 @@ class _Application:
             quantity=quantity))
         assert target is not None
         if target.record.stripe_checkout_session_id is None:
-            self.change(target, "updated", f"{kind}: checkout session recorded",
+            self.change(target, None, "checkout session",
                         stripe_checkout_session_id=session_id)
-        applied = self.claim_status(target, claim_sub if subscription else claim_one)
+        self.claim_status(target, claim_sub if subscription else claim_one)
         if not subscription:
             self.apply_payment_facts(target)
-        if finalized:
-            self.settle_attempt(attempt, "finalized")
-        if finalized and applied:
+        # Announced once per purchase: when its attempt turns finalized (or, for a session
+        # created outside this app, with the one event that says it was paid).
+        if finalized and (self.settle_attempt(attempt, "finalized") or attempt is None):
             view = Entitlement.at(target.record, self.now)
             self.events.append(ChangeEvent("purchase.finalized", {
                 "attempt_id": attempt.id if attempt else None,
@@ -787,12 +834,12 @@ class _Application:
                 "product_code": product.code, "entitlement": view.to_dict(),
             }))
 
-    def settle_attempt(self, attempt: CheckoutAttempt | None, status: str) -> None:
+    def settle_attempt(self, attempt: CheckoutAttempt | None, status: str) -> bool:
+        """created → finalized or failed, once; returns whether this call settled it."""
         if attempt is None or attempt.status != "created":
-            return
-        from dataclasses import replace
-
-        self.tx.save_attempt(replace(attempt, status=status, updated_at=self.now))
+            return False
+        self.tx.save_attempt(dataclasses.replace(attempt, status=status, updated_at=self.now))
+        return True
 
     def link_customer(self, subject: str, customer: str | None) -> None:
         """Remember a customer Stripe created for the subject (e.g. a session created without
@@ -847,13 +894,13 @@ class _Application:
         record = target.record
         if product is None or product.kind != "subscription" or record.status == REVOKED:
             return
-        if (record.product_code, record.quantity) == (product.code, quantity):
-            return
         key = f"{record.stripe_subscription_id}#plan"
         mark = self.watermark(key)
         if mark is not None and self.ev.order <= (mark.event_created, mark.event_id):
             return
         self.advance(key, self.ev.order)
+        if (record.product_code, record.quantity) == (product.code, quantity):
+            return
         usage = record.usage_remaining
         if product.units is None:
             usage = None
@@ -908,7 +955,7 @@ class _Application:
             return
         self.advance(key, self.ev.order)
         if target.record.stripe_payment_intent_id != payment_intent:
-            self.change(target, "updated", f"{self.ev.type}: payment recorded",
+            self.change(target, None, "current payment",
                         stripe_payment_intent_id=payment_intent)
         self.apply_payment_facts(target)
 
@@ -924,30 +971,25 @@ class _Application:
             full = obj.get("status") in ("succeeded", "pending") and (
                 charge.get("refunded") is True
                 or (amount is not None and (_int(obj.get("amount")) or 0) >= amount > 0))
-        if not full:
-            self.record_partial_refund()
+        if full:
+            self.payment_fact("refunded")
             return
-        self.payment_fact("refunded")
-
-    def record_partial_refund(self) -> None:
-        pi = _payment_intent_of(self.ev.obj)
+        status = obj.get("status")
+        if self.ev.type != "charge.refunded" and status in ("failed", "canceled"):
+            self.note(f"a {status} refund changes nothing")
+            return
+        pi = _payment_intent_of(obj)
         target = self.payment_target(pi) if pi else None
-        if target is None:
-            self.note("a partial refund changes nothing")
-            return
-        target.ledger.append(("refund_recorded",
-                              f"{self.ev.type}: partial refund, entitlement unchanged", None))
-        target.original = None  # write the ledger entry even though the state is unchanged
+        self.note("a partial refund (or one whose size the event does not show) changes "
+                  "nothing; charge.refunded tells a full one")
+        if target is not None:
+            target.ledger.append(("refund_recorded", f"{self.ev.type}: refund recorded, "
+                                  "entitlement unchanged", None))
 
     def dispute(self) -> None:
+        """A dispute's opening and closing are facts ordered by their own time, so a late
+        copy of the opening cannot undo the closing."""
         obj = self.ev.obj
-        dispute_id = _ref(obj.get("id"))
-        if dispute_id is not None:
-            mark = self.watermark(dispute_id)
-            if mark is not None and self.ev.order <= (mark.event_created, mark.event_id):
-                self.note("a newer event of this dispute was already applied")
-                return
-            self.advance(dispute_id, self.ev.order)
         if self.ev.type == "charge.dispute.created":
             fact = "dispute_open"
         else:
@@ -959,8 +1001,8 @@ class _Application:
         if pi is None:
             self.unmatched("the payment has no payment intent to match")
             return
+        target = self.payment_target(pi)  # locked first: facts of one payment serialise on it
         self.advance(f"{pi}#{fact}", self.ev.order)
-        target = self.payment_target(pi)
         if target is None:
             self.note(f"no entitlement is paid by {pi} yet; the {fact.replace('_', ' ')} "
                       "applies when its purchase arrives")
@@ -1006,9 +1048,15 @@ def _valid_subject(value: Any) -> str | None:
         return None
 
 
-def _metadata_quantity(metadata: dict[str, Any]) -> int:
-    raw = metadata.get("quantity")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() and 0 < int(raw) <= 10**6 else 1
+def _quantity(session: dict[str, Any], product: Product) -> int:
+    """How many of the product were bought: from the line items when the payload carries them
+    (expanded), else 1 — sessions created by this library always sell one."""
+    for item in _list(session.get("line_items")):
+        if product.price in _price_ids(item):
+            quantity = _int(item.get("quantity"))
+            if quantity is not None and 0 < quantity <= 10**6:
+                return quantity
+    return 1
 
 
 __all__ = [
@@ -1020,4 +1068,3 @@ __all__ = [
     "parse_event",
 ]
 
-_ = SUBSCRIPTION_OPEN  # re-exported for adapters reading statuses

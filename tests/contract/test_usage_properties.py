@@ -134,7 +134,7 @@ def make_machine(lz: Licenzy, clock: FrozenClock) -> type[RuleBasedStateMachine]
                                                                ent.created_at)
             self.model.granted += units
 
-        @rule(units=st.integers(1, 80), key=st.sampled_from(CONSUME_KEYS))
+        @rule(units=st.integers(1, 40), key=st.sampled_from(CONSUME_KEYS))
         def consume(self, units: int, key: str) -> None:
             now, model = clock(), self.model
             if key in model.consumed:
@@ -160,7 +160,21 @@ def make_machine(lz: Licenzy, clock: FrozenClock) -> type[RuleBasedStateMachine]
             assert (result.ok, result.consumed, result.usage_remaining) == (
                 True, units, available - units)
 
-        @rule(units=st.integers(1, 80), key=st.sampled_from(HOLD_KEYS),
+        @precondition(lambda self: bool(self.model.consumed))
+        @rule(data=st.data())
+        def replay_consume(self, data: st.DataObject) -> None:
+            """A retry of an earlier request: same key, same units (random draws rarely
+            produce one)."""
+            key = data.draw(st.sampled_from(sorted(self.model.consumed)), label="replayed key")
+            self.consume(self.model.consumed[key][0], key)
+
+        @precondition(lambda self: bool(self.model.holds))
+        @rule(data=st.data(), ttl=st.sampled_from(TTLS))
+        def replay_reserve(self, data: st.DataObject, ttl: timedelta) -> None:
+            key = data.draw(st.sampled_from(sorted(self.model.holds)), label="replayed key")
+            self.reserve(self.model.holds[key].units, key, ttl)
+
+        @rule(units=st.integers(1, 40), key=st.sampled_from(HOLD_KEYS),
               ttl=st.sampled_from(TTLS))
         def reserve(self, units: int, key: str, ttl: timedelta) -> None:
             now, model = clock(), self.model

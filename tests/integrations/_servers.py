@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from licenzy_embed import Licenzy
-from licenzy_embed.testing import StripeSimulator
+from licenzy_embed.testing import StripeSimulator, sign_payload
 
 from ._support import WEBHOOK_SECRET, free_port
 
@@ -30,7 +30,9 @@ BIN = Path(sys.executable).parent
 
 
 def example_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "PRICE_"))}
+    # Nothing of the test process's own configuration (its DJANGO_SETTINGS_MODULE, say).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("STRIPE_", "PRICE_", "DJANGO_", "LICENZY_", "APP_"))}
     env.update({
         "LICENZY_DATABASE_URL": f"sqlite:///{tmp_path / 'licenzy.db'}",
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -101,28 +103,27 @@ def load_example_billing(tmp_path: Path, monkeypatch: Any) -> Any:
     return module
 
 
-def paid_access_over_http(client: httpx.Client, lz: Licenzy, subject: str,
-                          headers: dict[str, str] | None = None) -> None:
-    """The scenario every server test runs, signed in as ``subject``: nothing bought → 402;
-    checkout over HTTP; a signed webhook over HTTP grants access; the decorated views answer;
-    a metered call is charged once even when retried."""
-    headers = headers or {}
+Login = Callable[[str], tuple[str, dict[str, str]]]
+
+
+def paid_access_over_http(client: httpx.Client, lz: Licenzy, login: Login) -> None:
+    """The scenario every server test runs. ``login(name)`` signs the client in and returns
+    the subject_ref and any headers its POSTs need (Django's CSRF token).
+
+    Signed in as alice: nothing bought → 402/409; a signed webhook posted over HTTP grants
+    access; the decorated views answer; a metered call is charged once even when retried.
+    Then bob starts a checkout over HTTP, which is his whatever the body says."""
+    assert client.get("/report").status_code == 401
+    subject, headers = login("alice")
     assert client.get("/report").status_code == 402
     assert client.post("/generate", headers=headers).status_code == 409
     assert client.get("/billing/access").json()["has_access"] is False
 
-    # The session the simulator knows; the HTTP route replays it under the same key, which
-    # it could only do for the same subject (another subject → 422 idempotency_conflict).
-    session = lz.create_checkout_session(subject, "CREDITS_100", idempotency_key="chk-1")
-    response = client.post("/billing/checkout", json={"product_code": "CREDITS_100",
-                                                      "subject_ref": "mallory"},
-                           headers={**headers, "Idempotency-Key": "chk-1"})
-    assert response.status_code == 200, response.text
-    assert response.json()["attempt_id"] == session.attempt_id
-
+    # The purchase: a session this process's simulator knows (the server's own simulator
+    # lives in the server), completed by a signed webhook posted to the server over HTTP.
     delivered: list[tuple[bytes, str, httpx.Response]] = []
 
-    def over_http(payload: bytes, signature: str) -> object:
+    def over_http(payload: bytes, signature: str) -> httpx.Response:
         answer = client.post("/billing/webhooks/stripe", content=payload,
                              headers={"Stripe-Signature": signature,
                                       "Content-Type": "application/json"})
@@ -131,12 +132,13 @@ def paid_access_over_http(client: httpx.Client, lz: Licenzy, subject: str,
 
     simulator = StripeSimulator.for_licenzy(lz)
     simulator.deliver_with(over_http)
-    simulator.complete_checkout(session)
-    assert delivered and all(answer.status_code == 200 for _, _, answer in delivered)
+    session = lz.create_checkout_session(subject, "CREDITS_100", idempotency_key="buy-1")
+    simulator.complete_checkout(session)  # raises DeliveryFailed on a non-2xx answer
     assert delivered[0][2].json()["outcome"] == "processed"
     payload, signature, _ = delivered[0]
-    duplicate = over_http(payload, signature)
-    assert isinstance(duplicate, httpx.Response) and duplicate.json()["outcome"] == "duplicate"
+    assert over_http(payload, signature).json()["outcome"] == "duplicate"
+    forged = over_http(payload, sign_payload(payload, "whsec_forged"))
+    assert (forged.status_code, forged.json()["error"]) == (400, "invalid_signature")
 
     body = client.get("/billing/access").json()
     assert body["subject_ref"] == subject and body["has_access"] is True
@@ -146,4 +148,12 @@ def paid_access_over_http(client: httpx.Client, lz: Licenzy, subject: str,
     assert client.post("/generate", headers=retry).status_code == 200
     assert client.post("/generate", headers=headers).status_code == 200
     assert [e.usage_remaining for e in lz.entitlements(subject)] == [80]
-    assert lz.entitlements("mallory") == []
+
+    bob, headers = login("bob")
+    response = client.post("/billing/checkout", json={"product_code": "WEEK_PASS",
+                                                      "subject_ref": subject},
+                           headers={**headers, "Idempotency-Key": "chk-1"})
+    assert response.status_code == 200, response.text
+    assert response.json()["subject_ref"] == bob != subject
+    assert response.json()["checkout_url"].startswith("http")
+    assert client.get("/report").status_code == 402  # checkout alone grants nothing

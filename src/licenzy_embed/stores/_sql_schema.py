@@ -212,7 +212,7 @@ processed_events = Table(
     "licenzy_processed_events", metadata,
     _mode(),
     Column("event_id", Key(REF), nullable=False),
-    Column("event_type", String(128), nullable=False),
+    Column("event_type", String(REF), nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("object_id", Key(REF), nullable=True),
     Column("event_created", BigInteger(), nullable=False),

@@ -41,7 +41,7 @@ import dataclasses
 import json
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -130,16 +130,16 @@ def _sqlite_begin(conn: Connection) -> None:
     if not pooled.info.get("licenzy_sqlite"):
         # Set up each DBAPI connection once (also those an app's engine pooled before the
         # store was built, which a "connect" listener would miss).
-        dbapi.isolation_level = None  # type: ignore[attr-defined]
+        dbapi.isolation_level = None
         cursor = dbapi.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
         pooled.info["licenzy_sqlite"] = True
     begin = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
-    if begin is None or dbapi.in_transaction:  # type: ignore[attr-defined]
+    if begin is None or dbapi.in_transaction:
         return  # a single-statement read runs in autocommit; it needs no transaction
-    dbapi.execute(f"BEGIN {begin}")  # type: ignore[attr-defined]
+    dbapi.execute(f"BEGIN {begin}")
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable | None:
@@ -178,10 +178,12 @@ def _is_duplicate(exc: sa.exc.IntegrityError) -> bool:
     orig = exc.orig
     if orig is None:
         return False
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorcode", None) or (
-        orig.args[0] if orig.args else None)
+    # Every code the driver gives: SQLAlchemy 2.1 sets a generic sqlstate "23000" on PyMySQL
+    # errors, so MySQL's own error number must be looked at too.
+    codes = {getattr(orig, "sqlstate", None), getattr(orig, "sqlite_errorcode", None),
+             orig.args[0] if orig.args else None}
     # PostgreSQL unique_violation; MySQL ER_DUP_ENTRY; SQLite UNIQUE / PRIMARY KEY.
-    return code in ("23505", 1062, 2067, 1555) or "UNIQUE constraint failed" in str(orig)
+    return bool(codes & {"23505", 1062, 2067, 1555}) or "UNIQUE constraint failed" in str(orig)
 
 
 # ---------------------------------------------------------------------------- row mapping
@@ -200,26 +202,26 @@ def _values(record: Any) -> dict[str, Any]:
     return values
 
 
-def _entitlement(row: Mapping[str, Any]) -> EntitlementRecord:
+def _entitlement(row: Mapping[Any, Any]) -> EntitlementRecord:
     values = dict(row)
     values["access_open"] = bool(values["access_open"])
     values["requires_units"] = bool(values["requires_units"])
     return EntitlementRecord(**values)
 
 
-def _hold(row: Mapping[str, Any]) -> HoldRecord:
+def _hold(row: Mapping[Any, Any]) -> HoldRecord:
     values = dict(row)
     values["allocations"] = _allocations(values["allocations"])
     return HoldRecord(**values)
 
 
-def _usage(row: Mapping[str, Any]) -> UsageRecord:
+def _usage(row: Mapping[Any, Any]) -> UsageRecord:
     values = dict(row)
     values["allocations"] = _allocations(values["allocations"])
     return UsageRecord(**values)
 
 
-def _ledger(row: Mapping[str, Any]) -> LedgerEntry:
+def _ledger(row: Mapping[Any, Any]) -> LedgerEntry:
     values = dict(row)
     values.pop("seq")
     return LedgerEntry(**values)
@@ -246,7 +248,10 @@ class SQLTransaction:
     def _insert(self, table: sa.Table, values: dict[str, Any], key: str) -> None:
         statement: Executable
         if self._dialect == "postgresql":
-            statement = pg_insert(table).values(values).on_conflict_do_nothing()
+            # RETURNING, not rowcount: psycopg 3 under SQLAlchemy 2.1 reports rowcount -1
+            # for ON CONFLICT DO NOTHING, which would let a duplicate pass as inserted.
+            statement = pg_insert(table).values(values).on_conflict_do_nothing().returning(
+                *table.primary_key.columns)
         elif self._dialect == "sqlite":
             statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
         else:
@@ -257,7 +262,8 @@ class SQLTransaction:
             if _is_duplicate(exc):
                 raise DuplicateKey(key) from None
             raise
-        if result.rowcount == 0:
+        if (result.first() is None) if self._dialect == "postgresql" else (
+                result.rowcount == 0):
             raise DuplicateKey(key)
 
     def _in_mode(self, table: sa.Table) -> sa.ColumnElement[bool]:
@@ -507,6 +513,8 @@ class SQLAlchemyStore:
         if self.dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
             raise ValueError(f"unsupported database {self.dialect!r}: use SQLite, PostgreSQL "
                              "or MariaDB/MySQL")
+        self._writer: Engine
+        self._reader: Engine
         if self.dialect == "sqlite":
             self._writer = self.engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
             self._reader = self.engine.execution_options(**{SQLITE_BEGIN_OPTION: None})
@@ -557,22 +565,19 @@ class SQLAlchemyStore:
                 try:
                     yield tx
                 except BaseException:
-                    try:
+                    # When the connection is gone the database rolled back for us.
+                    with suppress(sa.exc.SQLAlchemyError):
                         transaction.rollback()
-                    except sa.exc.SQLAlchemyError:
-                        pass  # the connection is gone; the database rolled back for us
                     raise
                 finally:
                     self._active.tx = None
                 with _translated():
                     transaction.commit()
             finally:
-                try:
+                with suppress(sa.exc.SQLAlchemyError):
                     conn.close()
-                except sa.exc.SQLAlchemyError:
-                    pass
 
-    def _read(self, statement: Executable) -> list[Mapping[str, Any]]:
+    def _read(self, statement: Executable) -> list[Mapping[Any, Any]]:
         with self._turn(), _translated(), self._reader.connect() as conn:
             return list(conn.execute(statement).mappings())
 
@@ -636,13 +641,14 @@ def alembic_config(url: str | None = None) -> Any:
 
 
 def migrate(url_or_engine: str | Engine, revision: str = "head", *, sql: bool = False,
-            output: IO[str] | None = None) -> None:
+            output: IO[str] | None = None) -> str | None:
     """Bring the licenzy tables up to ``revision`` (default: the newest).
 
     Safe to run from several processes at once: PostgreSQL takes an advisory lock, MariaDB a
     named lock and SQLite its write lock, so one process migrates and the others then find
-    nothing left to do. With ``sql=True`` nothing is executed: the SQL is written to
-    ``output`` (stdout by default) for a DBA to review and apply.
+    nothing left to do. Returns the revision the database is at afterwards. With ``sql=True``
+    nothing is executed: the SQL is written to ``output`` (stdout by default) for a DBA to
+    review and apply, and None is returned.
     """
     from alembic import command
 
@@ -654,7 +660,7 @@ def migrate(url_or_engine: str | Engine, revision: str = "head", *, sql: bool = 
             config.output_buffer = output
             config.stdout = output
         command.upgrade(config, revision, sql=True)
-        return
+        return None
     engine = url_or_engine if isinstance(url_or_engine, Engine) else create_engine(
         url_or_engine)
     configure_engine(engine)
@@ -665,6 +671,18 @@ def migrate(url_or_engine: str | Engine, revision: str = "head", *, sql: bool = 
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
             conn.commit()
+            return current_revision(conn)
     finally:
         if engine is not url_or_engine:
             engine.dispose()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The migration revision a database is at (None before the first migration)."""
+    from alembic.migration import MigrationContext
+
+    context = MigrationContext.configure(
+        connection, opts={"version_table": schema.VERSION_TABLE})
+    revision = context.get_current_revision()
+    connection.rollback()
+    return revision

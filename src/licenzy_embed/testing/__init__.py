@@ -2,5 +2,6 @@
 produces real signed events, and a pytest plugin (``licenzy_embed.testing.pytest_plugin``)."""
 
 from .clock import FrozenClock
+from .simulator import Delivery, DeliveryFailed, StripeSimulator, sign_payload
 
-__all__ = ["FrozenClock"]
+__all__ = ["Delivery", "DeliveryFailed", "FrozenClock", "StripeSimulator", "sign_payload"]

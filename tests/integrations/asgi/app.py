@@ -70,6 +70,18 @@ async def async_redirect(request: Request) -> Response:
     return RedirectResponse("/done", status_code=303)
 
 
+@consumes_usage(10)
+async def async_slow(request: Request) -> Response:
+    request.app.state.licenzy.lz.clock.advance(minutes=10)  # past the hold's TTL
+    return JSONResponse({"done": "too late"})
+
+
+@consumes_usage(10)
+def sync_slow(request: Request) -> Response:
+    request.app.state.licenzy.lz.clock.advance(minutes=10)
+    return JSONResponse({"done": "too late"})
+
+
 def create_app(lz: Licenzy, **options: Any) -> Starlette:
     options.setdefault("subject_resolver", header_subject)
     billing = LicenzyASGI(lz, **options)
@@ -85,6 +97,8 @@ def create_app(lz: Licenzy, **options: Any) -> Starlette:
         Route("/sync/fail500", sync_fail500, methods=["POST"]),
         Route("/async/sized", async_sized, methods=["POST"]),
         Route("/async/redirect", async_redirect, methods=["POST"]),
+        Route("/async/slow", async_slow, methods=["POST"]),
+        Route("/sync/slow", sync_slow, methods=["POST"]),
     ])
     app.state.licenzy = billing
     return app

@@ -245,3 +245,12 @@ def test_concurrent_requests_never_overspend(app: Starlette, lz: Licenzy, kind: 
     statuses = asyncio.run(burst())
     assert (statuses.count(200), statuses.count(409)) == (10, 10)
     assert remaining(lz, "alice") == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_endpoint_that_outlives_its_hold_is_not_charged(client: TestClient, lz: Licenzy,
+                                                           kind: str) -> None:
+    credits(lz, "alice")
+    response = client.post(f"/{kind}/slow", headers=as_user("alice"))
+    assert (response.status_code, response.json()["error"]) == (409, "reservation_expired")
+    assert remaining(lz, "alice") == 100

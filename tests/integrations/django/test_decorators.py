@@ -245,3 +245,12 @@ def test_the_app_checks_its_settings_when_django_loads_it() -> None:
     config = apps.get_app_config("licenzy_embed")
     with override_settings(LICENZY={"INSTANCE": 42}), pytest.raises(ImproperlyConfigured):
         config.ready()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_view_that_outlives_its_hold_is_not_charged(client: Client, lz: Licenzy,
+                                                      alice: Any, kind: str) -> None:
+    credits(lz, subject(alice))
+    response = client.post(f"/{kind}/slow")
+    assert (response.status_code, response.json()["error"]) == (409, "reservation_expired")
+    assert remaining(lz, subject(alice)) == 100

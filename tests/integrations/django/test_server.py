@@ -27,12 +27,14 @@ def test_django_project_under_gunicorn(tmp_path: Path, monkeypatch: pytest.Monke
                    env=env, check=True)
     with serve(gunicorn("django_project.wsgi"), env, tmp_path / "server.log") as base, \
             httpx.Client(base_url=base) as client:
-        token = client.get("/").json()["csrf_token"]
-        csrf = {"X-CSRFToken": token}
-        assert client.get("/report").status_code == 401
-        assert client.post("/login", params={"user": "alice"}).status_code == 403  # no token
-        login = client.post("/login", params={"user": "alice"}, headers=csrf)
-        assert login.status_code == 200
-        # Django rotates the CSRF token at login.
-        csrf = {"X-CSRFToken": client.cookies["csrftoken"]}
-        paid_access_over_http(client, billing.lz, login.json()["subject_ref"], headers=csrf)
+        def login(user: str) -> tuple[str, dict[str, str]]:
+            if "csrftoken" not in client.cookies:
+                client.get("/")
+            assert client.post("/login", params={"user": user}).status_code == 403  # no token
+            answer = client.post("/login", params={"user": user},
+                                 headers={"X-CSRFToken": client.cookies["csrftoken"]})
+            assert answer.status_code == 200
+            # Django rotates the CSRF token at login.
+            return answer.json()["subject_ref"], {"X-CSRFToken": client.cookies["csrftoken"]}
+
+        paid_access_over_http(client, billing.lz, login)

@@ -17,6 +17,8 @@ urlpatterns = [
     path("async/fail500", views.async_fail500),
     path("sync/sized", views.sync_sized),
     path("sync/redirect", views.sync_redirect),
+    path("sync/slow", views.sync_slow),
+    path("async/slow", views.async_slow),
     path("csrf", views.csrf),
     path("app/post", views.app_post),
 ]

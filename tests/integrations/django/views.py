@@ -7,7 +7,7 @@ from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from licenzy_embed.integrations.django import consumes_usage, requires_access
+from licenzy_embed.integrations.django import consumes_usage, get_licenzy, requires_access
 
 
 @requires_access
@@ -58,6 +58,18 @@ def sync_sized(request: HttpRequest) -> HttpResponse:
 @consumes_usage(10)
 def sync_redirect(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect("/done")
+
+
+@consumes_usage(10)
+def sync_slow(request: HttpRequest) -> HttpResponse:
+    get_licenzy().clock.advance(minutes=10)  # type: ignore[attr-defined]  # past the hold's TTL
+    return JsonResponse({"done": "too late"})
+
+
+@consumes_usage(10)
+async def async_slow(request: HttpRequest) -> HttpResponse:
+    get_licenzy().clock.advance(minutes=10)  # type: ignore[attr-defined]
+    return JsonResponse({"done": "too late"})
 
 
 @method_decorator(requires_access, name="dispatch")

@@ -89,6 +89,16 @@ def create_app(lz: Licenzy) -> FastAPI:
 
         return StreamingResponse(body())
 
+    @app.post("/async/slow")
+    async def async_slow(hold: Reservation = Depends(charge10)) -> dict[str, Any]:
+        lz.clock.advance(minutes=10)  # type: ignore[attr-defined]  # past the hold's TTL
+        return {"done": "too late"}
+
+    @app.post("/sync/slow")
+    def sync_slow(hold: Reservation = Depends(charge10)) -> dict[str, Any]:
+        lz.clock.advance(minutes=10)  # type: ignore[attr-defined]
+        return {"done": "too late"}
+
     async def token_subject(authorization: str | None = Header(default=None)) -> str | None:
         """A subject from a FastAPI dependency, as an OAuth2 scheme would give it."""
         if authorization and authorization.startswith("Bearer user:"):

@@ -84,6 +84,12 @@ def create_app(lz: Licenzy, **options: Any) -> Flask:
     def sync_redirect() -> tuple[str, int, dict[str, str]]:
         return "", 303, {"Location": "/done"}
 
+    @app.post("/sync/slow")
+    @consumes_usage(10)
+    def sync_slow() -> dict[str, Any]:
+        lz.clock.advance(minutes=10)  # type: ignore[attr-defined]  # past the hold's TTL
+        return {"done": "too late"}
+
     @app.route("/sync/guarded-preflight", methods=["GET", "OPTIONS"])
     @requires_access
     @consumes_usage(10)

@@ -307,3 +307,14 @@ def test_app_factory_gives_the_instance_to_init_app() -> None:
     assert app.extensions["licenzy"] is billing and billing.lz is lz
     response = app.test_client().get("/pay/access")
     assert response.status_code == 401
+
+
+def test_a_view_that_outlives_its_hold_is_not_charged(client: FlaskClient,
+                                                      lz: Licenzy) -> None:
+    """The commit fails (the hold expired and its units went back): the client gets that
+    error instead of the view's answer, and may retry under the same key."""
+    credits(lz, "alice")
+    response = client.post("/sync/slow", headers=as_user("alice"))
+    assert response.status_code == 409
+    assert response.json is not None and response.json["error"] == "reservation_expired"
+    assert remaining(lz, "alice") == 100

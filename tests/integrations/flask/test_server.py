@@ -15,6 +15,8 @@ def test_flask_app_under_gunicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     billing = load_example_billing(tmp_path, monkeypatch)
     with serve(gunicorn("flask_app:app"), example_env(tmp_path), tmp_path / "server.log") as base, \
             httpx.Client(base_url=base) as client:
-        assert client.get("/report").status_code == 401
-        assert client.post("/login", params={"user": "alice"}).status_code == 200
-        paid_access_over_http(client, billing.lz, "alice")
+        def login(user: str) -> tuple[str, dict[str, str]]:
+            assert client.post("/login", params={"user": user}).status_code == 200
+            return user, {}
+
+        paid_access_over_http(client, billing.lz, login)

@@ -11,6 +11,8 @@ module, so that this revision creates the same tables whatever later versions ch
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
@@ -32,7 +34,7 @@ def key(length: int) -> sa.types.TypeEngine[str]:
     ).with_variant(sa.String(length, collation="C"), "postgresql")
 
 
-def instant() -> sa.types.TypeEngine[object]:
+def instant() -> sa.types.TypeEngine[datetime]:
     return sa.DateTime().with_variant(
         mysql.DATETIME(fsp=6), "mysql", "mariadb"
     ).with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
@@ -137,7 +139,7 @@ def upgrade() -> None:
         "licenzy_processed_events",
         mode(),
         sa.Column("event_id", key(REF), nullable=False),
-        sa.Column("event_type", sa.String(128), nullable=False),
+        sa.Column("event_type", sa.String(REF), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("object_id", key(REF), nullable=True),
         sa.Column("event_created", sa.BigInteger(), nullable=False),

@@ -1,0 +1,95 @@
+"""Change events: names, dispatch after commit, and callback failures that undo nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from licenzy_embed import ChangeEvent, InMemoryStore, InsufficientUsage, Licenzy
+from licenzy_embed.events import EVENT_TYPES, EventBus
+
+from .conftest import catalog
+
+
+def test_event_names_are_licenzys() -> None:
+    assert EVENT_TYPES == {"purchase.finalized", "entitlement.updated", "usage.consumed",
+                           "subscription.updated", "subscription.deleted",
+                           "invoice.payment_succeeded", "invoice.payment_failed"}
+
+
+def test_callbacks_get_their_type_and_the_wildcard_gets_all() -> None:
+    bus = EventBus()
+    typed: list[str] = []
+    every: list[str] = []
+    bus.on("usage.consumed", lambda e: typed.append(e.type))
+    bus.on("*", lambda e: every.append(e.type))
+    bus.emit([ChangeEvent("usage.consumed", {"n": 1}), ChangeEvent("entitlement.updated")])
+    assert typed == ["usage.consumed"]
+    assert every == ["usage.consumed", "entitlement.updated"]
+
+
+def test_callbacks_run_in_registration_order() -> None:
+    bus = EventBus()
+    order: list[int] = []
+    bus.on("usage.consumed", lambda e: order.append(1))
+    bus.on("usage.consumed", lambda e: order.append(2))
+    bus.emit([ChangeEvent("usage.consumed")])
+    assert order == [1, 2]
+
+
+def test_a_failing_callback_is_logged_and_the_others_still_run(
+        caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    after: list[str] = []
+
+    def broken(event: ChangeEvent) -> None:
+        raise RuntimeError("boom")
+
+    bus.on("usage.consumed", broken)
+    bus.on("usage.consumed", lambda e: after.append(e.type))
+    with caplog.at_level(logging.ERROR, logger="licenzy_embed"):
+        bus.emit([ChangeEvent("usage.consumed")])
+    assert after == ["usage.consumed"]
+    assert "usage.consumed callback failed" in caplog.text
+    assert "RuntimeError: boom" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["usage", "USAGE.CONSUMED", "", "checkout.session.completed"])
+def test_unknown_event_types_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="unknown event type"):
+        EventBus().on(name, print)
+
+
+def test_event_to_dict() -> None:
+    assert ChangeEvent("usage.consumed", {"consumed": 3}).to_dict() == {
+        "type": "usage.consumed", "data": {"consumed": 3}}
+
+
+def test_events_are_not_sent_for_a_rolled_back_change() -> None:
+    store = InMemoryStore()
+    lz = Licenzy(store=store, products=catalog())
+    events: list[ChangeEvent] = []
+    lz.on("*", events.append)
+    lz.grant("u1", "CREDITS_100", reason="x")
+    with pytest.raises(InsufficientUsage):
+        lz.consume_usage("u1", 101, idempotency_key="k")
+    assert [e.type for e in events] == ["entitlement.updated"]
+
+
+def test_a_callback_may_call_back_into_licenzy() -> None:
+    # Dispatch happens after the transaction closed, so a callback can read and even write.
+    lz = Licenzy(store=InMemoryStore(), products=catalog())
+    seen: list[int] = []
+
+    def top_up(event: ChangeEvent) -> None:
+        if event.data["usage_remaining"] == 0:
+            (ent,) = lz.entitlements(event.data["subject_ref"])
+            lz.adjust_usage(ent.id, 10, reason="auto top-up")
+        seen.append(event.data["usage_remaining"])
+
+    lz.on("usage.consumed", top_up)
+    lz.grant("u1", "CREDITS_100", reason="x")
+    lz.consume_usage("u1", 100, idempotency_key="all")
+    assert seen == [0]
+    assert lz.consume_usage("u1", 10, idempotency_key="more").usage_remaining == 0
