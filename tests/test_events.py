@@ -13,9 +13,10 @@ from .conftest import catalog
 
 
 def test_event_names_are_licenzys() -> None:
-    assert EVENT_TYPES == {"purchase.finalized", "entitlement.updated", "usage.consumed",
-                           "subscription.updated", "subscription.deleted",
-                           "invoice.payment_succeeded", "invoice.payment_failed"}
+    licenzys = {"purchase.finalized", "entitlement.updated", "usage.consumed",
+                "subscription.updated", "subscription.deleted", "invoice.payment_succeeded",
+                "invoice.payment_failed"}
+    assert licenzys == EVENT_TYPES
 
 
 def test_callbacks_get_their_type_and_the_wildcard_gets_all() -> None:

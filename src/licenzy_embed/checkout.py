@@ -91,9 +91,10 @@ class CheckoutService:
         subject_ref = validation.subject_ref(subject_ref)
         product = self.lz.catalog.get(product_code)
         key = validation.idempotency_key(idempotency_key)
-        success = _url(success_url if success_url is not None else self.lz.success_url,
-                       "success_url")
-        cancel = _url(cancel_url if cancel_url is not None else self.lz.cancel_url, "cancel_url")
+        success = redirect_url(
+            success_url if success_url is not None else self.lz.success_url, "success_url")
+        cancel = redirect_url(
+            cancel_url if cancel_url is not None else self.lz.cancel_url, "cancel_url")
         fingerprint = _fingerprint(subject_ref, product.code, success, cancel)
 
         with self.lz.store.transaction(self.lz.mode) as tx:
@@ -194,7 +195,8 @@ def _replay(attempt: CheckoutAttempt, fingerprint: str) -> CheckoutSession:
     return CheckoutSession.from_attempt(attempt, replayed=True)
 
 
-def _url(value: Any, name: str) -> str | None:
+def redirect_url(value: Any, name: str) -> str | None:
+    """A success/cancel URL as Stripe accepts it (absolute http(s)), or ``InvalidRequest``."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.startswith(("https://", "http://")):

@@ -299,7 +299,7 @@ class Licenzy:
         import secrets as _secrets
         import threading
 
-        from .checkout import CheckoutService, _url
+        from .checkout import CheckoutService, redirect_url
         from .webhooks import WebhookProcessor
 
         if stripe_client is not None and api_key is None:
@@ -317,7 +317,7 @@ class Licenzy:
             given = ("whsec_simulator_" + _secrets.token_hex(16),)
         for name in ("success_url", "cancel_url"):
             try:
-                _url(getattr(self, name), name)
+                redirect_url(getattr(self, name), name)
             except InvalidRequest as exc:
                 raise ValueError(str(exc)) from None
         self._stripe_api_key = api_key

@@ -208,6 +208,8 @@ class WebhookProcessor:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _verify(self, text: str, header: Any) -> None:
+        if isinstance(header, (bytes, bytearray)):  # some servers hand headers over as bytes
+            header = bytes(header).decode("latin-1")
         if not isinstance(header, str) or not header.strip():
             raise InvalidSignature("the Stripe-Signature header is missing")
         secrets = self.lz._webhook_secrets
@@ -254,7 +256,8 @@ def parse_event(text: str) -> StripeEvent:
         raise InvalidPayload("the event has no valid id")
     if not (isinstance(event_type, str) and 0 < len(event_type) <= _MAX_ID):
         raise InvalidPayload("the event has no valid type")
-    if _int(created) is None:
+    created = _int(created)
+    if created is None:
         raise InvalidPayload("the event has no valid created timestamp")
     if not isinstance(livemode, bool):
         raise InvalidPayload("the event does not say whether it is live")

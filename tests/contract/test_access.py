@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -167,7 +168,9 @@ def test_expiring_pack_expires_with_units_left(lz: Licenzy, clock: FrozenClock,
 @pytest.mark.parametrize("product", ["CREDITS_1K", "WEEK_PASS"])
 def test_unsettled_or_reversed_purchases_are_not_available(
         lz: Licenzy, subject: str, product: str, status: str, reason: str) -> None:
-    kw = {"usage_remaining": 0} if status == "refunded" and product == "CREDITS_1K" else {}
+    kw: dict[str, Any] = {}
+    if status == "refunded" and product == "CREDITS_1K":
+        kw["usage_remaining"] = 0  # a refunded pack keeps no units
     insert_entitlement(lz, subject, product, status=status,
                        expires_at=lz.now() + timedelta(days=7) if product == "WEEK_PASS"
                        else None, **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -150,8 +151,9 @@ def test_bad_delta_is_refused(lz: Licenzy, subject: str, delta: Any) -> None:
 
 
 def test_unknown_entitlement_ids(lz: Licenzy) -> None:
-    for call in (lambda: lz.revoke("ent_missing", reason="x"),
-                 lambda: lz.adjust_usage("ent_missing", 5, reason="x")):
+    calls: list[Callable[[], object]] = [lambda: lz.revoke("ent_missing", reason="x"),
+                                         lambda: lz.adjust_usage("ent_missing", 5, reason="x")]
+    for call in calls:
         with pytest.raises(EntitlementNotFound) as err:
             call()
         assert (err.value.code, err.value.status) == ("entitlement_not_found", 404)

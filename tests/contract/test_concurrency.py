@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from licenzy_embed import InsufficientUsage, Licenzy, UsageResult
@@ -145,8 +146,8 @@ def test_concurrent_reserves_never_hold_more_than_the_balance(lz: Licenzy,
     assert units_left(lz, subject) == 10
 
     # settle them concurrently too: half commit 5 units, half release
-    settle = [(lambda h=h: h.commit(5)) if i % 2 == 0 else (lambda h=h: h.release())
-              for i, h in enumerate(holds)]
+    settle: list[Callable[[], object]] = [
+        partial(h.commit, 5) if i % 2 == 0 else h.release for i, h in enumerate(holds)]
     run_together(settle)
     assert units_left(lz, subject) == 100 - 3 * 5
     assert sorted(h.status for h in holds) == ["committed"] * 3 + ["released"] * 3

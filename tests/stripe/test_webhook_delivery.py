@@ -16,6 +16,7 @@ from licenzy_embed import (
     Licenzy,
     LicenzyError,
     ModeMismatch,
+    StoreUnavailable,
 )
 from licenzy_embed.testing import FrozenClock, sign_payload
 from licenzy_embed.webhooks import _Application
@@ -196,3 +197,15 @@ def test_every_refusal_is_a_licenzy_error_adapters_can_translate() -> None:
     for error in (InvalidSignature, InvalidPayload, ModeMismatch):
         assert issubclass(error, LicenzyError)
         assert error().to_dict()["error"] == error.code
+
+
+def test_a_store_outage_answers_unavailable_and_the_retry_applies(clock: FrozenClock) -> None:
+    store = InMemoryStore()
+    lz = Licenzy(store=store, products=catalog(), clock=clock)
+    envelope = pack_event(clock.timestamp())
+    with store.unavailable(), pytest.raises(StoreUnavailable) as caught:
+        payloads.send(lz, envelope)
+    assert caught.value.status == 503  # the route answers 5xx: Stripe retries
+    assert_nothing_recorded(lz, envelope["id"])
+    assert payloads.send(lz, envelope).outcome == "processed"
+    assert lz.check_access("user_1")

@@ -73,7 +73,9 @@ __all__ = ["SQLAlchemyStore", "migrate"]
 R = TypeVar("R")
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
-SQLITE_BEGIN_OPTION = "licenzy_sqlite_begin"  # execution option read by the BEGIN listener
+# Execution options read by the SQLite BEGIN listener.
+SQLITE_BEGIN_OPTION = "licenzy_sqlite_begin"
+SQLITE_BUSY_OPTION = "licenzy_sqlite_busy_timeout"
 _DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -127,16 +129,20 @@ def _sqlite_begin(conn: Connection) -> None:
     pooled = conn.connection
     dbapi = pooled.dbapi_connection
     assert dbapi is not None
+    options = conn.get_execution_options()
+    busy_ms = int(options.get(SQLITE_BUSY_OPTION, SQLITE_BUSY_TIMEOUT_S) * 1000)
     if not pooled.info.get("licenzy_sqlite"):
         # Set up each DBAPI connection once (also those an app's engine pooled before the
         # store was built, which a "connect" listener would miss).
         dbapi.isolation_level = None
         cursor = dbapi.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
         pooled.info["licenzy_sqlite"] = True
-    begin = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+    if pooled.info.get("licenzy_busy_ms") != busy_ms:
+        dbapi.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        pooled.info["licenzy_busy_ms"] = busy_ms
+    begin = options.get(SQLITE_BEGIN_OPTION, "DEFERRED")
     if begin is None or dbapi.in_transaction:
         return  # a single-statement read runs in autocommit; it needs no transaction
     dbapi.execute(f"BEGIN {begin}")
@@ -491,10 +497,16 @@ class SQLAlchemyStore:
     ``postgresql+psycopg://…``, ``mysql+pymysql://…``) or the app's own ``Engine``; an engine
     the store created is disposed by :meth:`close`, an app's engine is left to the app.
     ``create_tables=True`` applies the bundled migrations when the store is built.
+    ``sqlite_busy_timeout`` is how long (seconds) a SQLite writer waits for another one before
+    giving up with ``StoreUnavailable``. Other keyword arguments go to ``create_engine``.
     """
 
     def __init__(self, url_or_engine: str | Engine, *, create_tables: bool = False,
+                 sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_S,
                  **engine_options: Any) -> None:
+        if isinstance(sqlite_busy_timeout, bool) or not isinstance(
+                sqlite_busy_timeout, (int, float)) or sqlite_busy_timeout < 0:
+            raise ValueError("sqlite_busy_timeout must be a number of seconds >= 0")
         if isinstance(url_or_engine, Engine):
             if engine_options:
                 raise ValueError("engine options only apply when the store is given a URL")
@@ -516,8 +528,10 @@ class SQLAlchemyStore:
         self._writer: Engine
         self._reader: Engine
         if self.dialect == "sqlite":
-            self._writer = self.engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            self._reader = self.engine.execution_options(**{SQLITE_BEGIN_OPTION: None})
+            busy = {SQLITE_BUSY_OPTION: sqlite_busy_timeout}
+            self._writer = self.engine.execution_options(
+                **{SQLITE_BEGIN_OPTION: "IMMEDIATE"}, **busy)
+            self._reader = self.engine.execution_options(**{SQLITE_BEGIN_OPTION: None}, **busy)
         else:
             # A URL engine is READ COMMITTED already; an app's engine may not be.
             self._writer = self.engine if self._owns_engine else self.engine.execution_options(

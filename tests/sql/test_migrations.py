@@ -1,0 +1,232 @@
+"""The bundled Alembic migrations: applied to an empty database on each backend they build
+exactly the tables the store queries (``compare_metadata`` finds no difference); they run from
+code, from the console script and from several processes at once; they keep to their own
+version table."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from licenzy_embed import cli
+from licenzy_embed.stores import _sql_schema as schema
+from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore, alembic_config, migrate
+
+from . import _workers as workers
+
+LICENZY_TABLES = {t.name for t in schema.metadata.sorted_tables}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def differences(url: str) -> list[Any]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={
+                "compare_type": True,
+                "include_object": lambda obj, name, kind, reflected, other: not (
+                    kind == "table" and name not in LICENZY_TABLES),
+            })
+            return list(compare_metadata(context, schema.metadata))
+    finally:
+        engine.dispose()
+
+
+def tables(url: str) -> set[str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def run_sql(url: str, sql: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+def test_migrations_build_the_models_on_an_empty_database(empty_url: str) -> None:
+    assert tables(empty_url) == set()
+    assert migrate(empty_url) == "0001"
+    assert tables(empty_url) == LICENZY_TABLES | {schema.VERSION_TABLE}
+    assert differences(empty_url) == []
+
+    # The comparison is not blind: a missing index and a narrower column are both noticed.
+    run_sql(empty_url, "DROP INDEX ix_licenzy_holds_expiry"
+            + (" ON licenzy_holds" if empty_url.startswith("mysql") else ""))
+    found = differences(empty_url)
+    assert [d[0] for d in found] == ["add_index"], found
+    assert found[0][1].name == "ix_licenzy_holds_expiry"
+
+    # Down to nothing and up again.
+    engine = sa.create_engine(empty_url, poolclass=sa.pool.NullPool)
+    config = alembic_config()
+    try:
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "base")
+            conn.commit()
+    finally:
+        engine.dispose()
+    assert tables(empty_url) == {schema.VERSION_TABLE}
+    assert migrate(empty_url) == "0001"
+    assert differences(empty_url) == []
+
+
+def test_migrating_again_changes_nothing(empty_url: str) -> None:
+    migrate(empty_url)
+    store = SQLAlchemyStore(empty_url)
+    try:
+        with store.transaction("test") as tx:
+            tx.insert_customer(_customer())
+        assert migrate(empty_url) == "0001"
+        with store.transaction("test") as tx:
+            assert tx.get_customer("user_1") == _customer()
+    finally:
+        store.close()
+
+
+def _customer() -> Any:
+    from datetime import datetime, timezone
+
+    from licenzy_embed.records import CustomerLink
+
+    return CustomerLink("test", "user_1", "cus_1", datetime(2026, 3, 1, tzinfo=timezone.utc))
+
+
+@pytest.mark.slow
+def test_several_processes_migrating_at_once_agree(empty_url: str) -> None:
+    results = workers.run(workers.migrate_together, [(empty_url,) for _ in range(4)])
+    assert results == ["0001"] * 4
+    assert differences(empty_url) == []
+
+
+def test_create_tables_applies_the_migrations(empty_url: str) -> None:
+    store = SQLAlchemyStore(empty_url, create_tables=True)
+    store.close()
+    assert differences(empty_url) == []
+    assert migrate(empty_url) == "0001"  # recorded as migrated: upgrades start from here
+
+
+def test_the_apps_own_tables_and_alembic_history_are_left_alone(empty_url: str) -> None:
+    run_sql(empty_url, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+    run_sql(empty_url, "INSERT INTO alembic_version VALUES ('app_rev_42')")
+    run_sql(empty_url, "CREATE TABLE app_orders (id INTEGER PRIMARY KEY)")
+    migrate(empty_url)
+    engine = sa.create_engine(empty_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT version_num FROM alembic_version").scalars().all() == ["app_rev_42"]
+            assert conn.exec_driver_sql(
+                f"SELECT version_num FROM {schema.VERSION_TABLE}").scalars().all() == ["0001"]
+    finally:
+        engine.dispose()
+    assert {"app_orders", "alembic_version"} <= tables(empty_url)
+
+
+# ---------------------------------------------------------------------------- the CLI
+def test_cli_migrate(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["migrate", "--url", empty_url]) == 0
+    assert "at revision 0001" in capsys.readouterr().err
+    assert differences(empty_url) == []
+    assert cli.main(["migrate", "--url", empty_url]) == 0  # already up to date
+
+
+def test_cli_sql_prints_and_runs_nothing(empty_url: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["migrate", "--url", empty_url, "--sql"]) == 0
+    out = capsys.readouterr().out
+    assert "CREATE TABLE licenzy_entitlements" in out
+    assert "CREATE INDEX ix_licenzy_entitlements_subject" in out
+    assert tables(empty_url) == set()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_cli_takes_the_url_from_the_environment(empty_url: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cli.URL_ENV, empty_url)
+    assert cli.main(["migrate"]) == 0
+    assert differences(empty_url) == []
+
+
+def test_cli_refuses_without_a_url(monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv(cli.URL_ENV, raising=False)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["migrate"])
+    assert exited.value.code == 2
+    assert "--url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql+psycopg://postgres@127.0.0.1:1/licenzy_test",
+    "mysql+pymysql://root@127.0.0.1:1/licenzy_test",
+])
+def test_cli_reports_an_unreachable_database(url: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["migrate", "--url", url]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach the database" in err and "Traceback" not in err
+
+
+def test_cli_reports_a_bad_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["migrate", "--url", "not a url"]) == 1
+    assert "migration failed" in capsys.readouterr().err
+
+
+def test_the_console_script_is_installed(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "licenzy-embed"
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    done = subprocess.run([str(script), "migrate", "--url", url], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert differences(url) == []
+    shown = subprocess.run([str(script), "migrate", "--help"], capture_output=True, text=True,
+                           check=True)
+    assert "--sql" in shown.stdout
+
+
+def test_sql_output_can_go_to_a_stream() -> None:
+    out = io.StringIO()
+    assert migrate("postgresql+psycopg://nobody@127.0.0.1:1/x", sql=True, output=out) is None
+    assert 'COLLATE "C"' in out.getvalue()  # byte-wise keys on PostgreSQL
+
+
+# ---------------------------------------------------------------------------- packaging
+@pytest.mark.slow
+def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
+    source = tmp_path / "src-copy"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("src", "integrations"):
+        shutil.copytree(ROOT / name, source / name,
+                        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"),
+         str(source)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("licenzy_embed/migrations/__init__.py", "licenzy_embed/migrations/env.py",
+                     "licenzy_embed/migrations/script.py.mako",
+                     "licenzy_embed/migrations/versions/__init__.py",
+                     "licenzy_embed/migrations/versions/0001_initial.py",
+                     "licenzy_embed/stores/sqlalchemy.py", "licenzy_embed/cli.py"):
+        assert expected in names, expected

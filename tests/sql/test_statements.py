@@ -1,0 +1,149 @@
+"""How many SQL statements each public operation issues, counted with SQLAlchemy's
+``before_cursor_execute`` event, and kept that way: a change that adds a round trip to the hot
+path fails here. Transaction control (BEGIN, COMMIT) is issued by the drivers and not counted.
+
+MariaDB has no ``UPDATE … RETURNING``, so each units change there reads the new value back:
+one statement more per entitlement touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from licenzy_embed import Licenzy
+from licenzy_embed.testing import StripeSimulator
+
+from ._workers import WEBHOOK_SECRET
+
+# operation -> statements on (sqlite, postgres, mysql)
+EXPECTED = {
+    "check_access (allowed)": (1, 1, 1),
+    "check_access (denied: the expired-hold sweep runs too)": (2, 2, 2),
+    "entitlements": (2, 2, 2),
+    "customer_access": (2, 2, 2),
+    "ledger": (1, 1, 1),
+    "grant": (2, 2, 2),
+    "consume_usage": (7, 7, 8),
+    "consume_usage (replayed key)": (2, 2, 2),
+    "reserve_usage": (8, 8, 9),
+    "Reservation.commit (partial)": (8, 8, 9),
+    "Reservation.release": (6, 6, 7),
+    "adjust_usage": (7, 7, 8),
+    "create_checkout_session": (6, 6, 6),
+    "handle_webhook (checkout.session.completed, usage pack)": (16, 16, 16),
+    "handle_webhook (duplicate)": (1, 1, 1),
+}
+COLUMN = {"sqlite": 0, "postgres": 1, "mysql": 2}
+
+
+class Counter:
+    def __init__(self, lz: Licenzy) -> None:
+        self.statements: list[str] = []
+        self.counts: dict[str, int] = {}
+        event.listen(lz.store.engine, "before_cursor_execute", self._seen)  # type: ignore[attr-defined]
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+    @contextmanager
+    def count(self, operation: str) -> Iterator[None]:
+        assert operation in EXPECTED
+        self.statements.clear()
+        yield
+        self.counts[operation] = len(self.statements)
+
+
+def test_statements_per_operation(backend: str, open_licenzy: Callable[..., Licenzy]) -> None:
+    lz = open_licenzy(stripe_webhook_secret=WEBHOOK_SECRET)
+    sim = StripeSimulator.for_licenzy(lz)
+    counter = Counter(lz)
+    count = counter.count
+
+    with count("grant"):
+        pack = lz.grant("user_1", "CREDITS_100", reason="comp")
+    with count("check_access (allowed)"):
+        assert lz.check_access("user_1")
+    with count("check_access (denied: the expired-hold sweep runs too)"):
+        assert not lz.check_access("user_without_anything")
+    with count("consume_usage"):
+        lz.consume_usage("user_1", 5, idempotency_key="k1")
+    with count("consume_usage (replayed key)"):
+        assert lz.consume_usage("user_1", 5, idempotency_key="k1").replayed
+    with count("reserve_usage"):
+        hold = lz.reserve_usage("user_1", 10, idempotency_key="h1")
+    with count("Reservation.commit (partial)"):
+        hold.commit(4)
+    other = lz.reserve_usage("user_1", 10, idempotency_key="h2")
+    with count("Reservation.release"):
+        other.release()
+    with count("adjust_usage"):
+        lz.adjust_usage(pack.id, 7, reason="goodwill")
+    with count("entitlements"):
+        lz.entitlements("user_1")
+    with count("customer_access"):
+        lz.customer_access("user_1")
+    with count("ledger"):
+        lz.ledger("user_1")
+    with count("create_checkout_session"):
+        session = lz.create_checkout_session("user_2", "CREDITS_1K", idempotency_key="buy")
+    with sim.hold_deliveries():
+        (completed,) = sim.complete_checkout(session)
+    sim.held.clear()
+    with count("handle_webhook (checkout.session.completed, usage pack)"):
+        assert sim.deliver(completed)[0].outcome == "processed"  # type: ignore[attr-defined]
+    with count("handle_webhook (duplicate)"):
+        assert sim.deliver(completed)[0].outcome == "duplicate"  # type: ignore[attr-defined]
+
+    expected = {op: numbers[COLUMN[backend]] for op, numbers in EXPECTED.items()}
+    assert counter.counts == expected
+
+
+def _plan(conn: Any, backend: str, statement: str, parameters: Any) -> str:
+    if backend == "sqlite":
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+        return " ".join(str(r[-1]) for r in rows)
+    if backend == "postgres":
+        conn.exec_driver_sql("SET enable_seqscan = off")  # judge the index, not table size
+        rows = conn.exec_driver_sql("EXPLAIN " + statement, parameters).all()
+        return " ".join(str(r[0]) for r in rows)
+    rows = conn.exec_driver_sql("EXPLAIN " + statement, parameters).mappings().all()
+    return " ".join(f"{r['key']}" for r in rows)
+
+
+def test_the_access_check_is_one_indexed_query(backend: str,
+                                               open_licenzy: Callable[..., Licenzy]) -> None:
+    lz = open_licenzy()
+    for n in range(40):
+        lz.grant(f"user_{n}", "WEEK_PASS", reason="filler")
+    with lz.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        # Fresh statistics, so the planner judges the indexes by the data.
+        conn.exec_driver_sql({"sqlite": "ANALYZE", "postgres": "ANALYZE licenzy_entitlements",
+                              "mysql": "ANALYZE TABLE licenzy_entitlements"}[backend])
+    seen: list[tuple[str, Any]] = []
+    event.listen(lz.store.engine, "before_cursor_execute",  # type: ignore[attr-defined]
+                 lambda conn, cursor, statement, parameters, *_: seen.append(
+                     (statement, parameters)))
+    assert lz.check_access("user_7")
+    ((statement, parameters),) = seen
+    assert "LIMIT" in statement.upper()
+    with lz.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        plan = _plan(conn, backend, statement, parameters)
+    assert "ix_licenzy_entitlements_subject" in plan, plan
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_counter_sees_every_statement(open_licenzy: Callable[..., Licenzy]) -> None:
+    """A control for the counts above: statements through the store's engine are seen, one
+    each."""
+    lz = open_licenzy()
+    counter = Counter(lz)
+    engine = lz.store.engine  # type: ignore[attr-defined]
+    with counter.count("ledger"), engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+        conn.exec_driver_sql("SELECT 2")
+    assert counter.counts["ledger"] == 2

@@ -1,0 +1,150 @@
+"""Database failures become ``StoreUnavailable`` (503, fail closed) and leave nothing half
+written: a server that is not there, a connection killed in the middle of a spend, a SQLite
+writer that waits too long, tables that were never migrated."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from licenzy_embed import InsufficientUsage, Licenzy, StoreUnavailable
+from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
+
+from ..conftest import START, catalog
+from .databases import SERVERS, SQLITE
+
+CLOSED = {
+    "postgres": "postgresql+psycopg://postgres@127.0.0.1:1/licenzy_test",
+    "mysql": "mysql+pymysql://root@127.0.0.1:1/licenzy_test",
+    "sqlite": "sqlite:////nonexistent-directory/licenzy.db",
+}
+
+
+def state(lz: Licenzy, subject: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return ([e.to_dict() for e in lz.entitlements(subject)],
+            [e.to_dict() for e in lz.ledger(subject)])
+
+
+@pytest.mark.parametrize("name", sorted(CLOSED))
+def test_a_database_that_is_not_there_fails_closed(name: str) -> None:
+    store = SQLAlchemyStore(CLOSED[name])  # engines connect lazily: building works
+    lz = Licenzy(store=store, products=catalog())
+    try:
+        for call in (lambda: lz.check_access("user_1"),
+                     lambda: lz.consume_usage("user_1", 1, idempotency_key="k"),
+                     lambda: lz.grant("user_1", "CREDITS_100", reason="x"),
+                     lambda: lz.entitlements("user_1"),
+                     lambda: lz.ledger("user_1")):
+            with pytest.raises(StoreUnavailable) as failed:
+                call()
+            assert failed.value.status == 503
+            assert failed.value.code == "entitlements_unavailable"
+    finally:
+        store.close()
+    with pytest.raises(StoreUnavailable):
+        SQLAlchemyStore(CLOSED[name], create_tables=True)
+
+
+def test_tables_that_were_never_migrated_say_how_to_fix_it(empty_url: str) -> None:
+    store = SQLAlchemyStore(empty_url)
+    try:
+        with pytest.raises(StoreUnavailable) as failed:
+            store.has_access("test", "user_1", _now())
+        assert "licenzy-embed migrate" in failed.value.message
+        with pytest.raises(StoreUnavailable), store.transaction("test") as tx:
+            tx.lock_subject("user_1")
+    finally:
+        store.close()
+
+
+def _now() -> datetime:
+    return START
+
+
+def _kill_connection_before(lz: Licenzy, backend: str, marker: str) -> list[int]:
+    """Kill the store's connection from the server side just before it runs the statement
+    containing ``marker`` — in the middle of that operation's transaction."""
+    server = SERVERS[backend]
+    killed: list[int] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if marker not in statement or killed:
+            return
+        dbapi = conn.connection.dbapi_connection
+        if backend == "postgres":
+            pid = dbapi.info.backend_pid
+            server.admin(f"SELECT pg_terminate_backend({pid})")
+        else:
+            pid = dbapi.thread_id()
+            server.admin(f"KILL {pid}")
+        killed.append(pid)
+
+    event.listen(lz.store.engine, "before_cursor_execute", before)  # type: ignore[attr-defined]
+    return killed
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
+                                     pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.mark.parametrize("marker", ["INSERT INTO licenzy_usage_records",
+                                    "INSERT INTO licenzy_ledger"])
+def test_a_connection_killed_mid_spend_writes_nothing(
+        backend: str, marker: str, open_licenzy: Callable[..., Licenzy]) -> None:
+    lz = open_licenzy()
+    subject = "user_cut_off"
+    lz.grant(subject, "CREDITS_100", reason="a")
+    lz.consume_usage(subject, 10, idempotency_key="before")
+    before = state(lz, subject)
+
+    killed = _kill_connection_before(lz, backend, marker)
+    with pytest.raises(StoreUnavailable):
+        lz.consume_usage(subject, 25, idempotency_key="cut-off")
+    assert killed, "the connection was killed mid-transaction"
+
+    # Nothing of the spend was written; the store recovers on a fresh connection, and the
+    # key was not burnt: a retry spends once.
+    assert state(lz, subject) == before
+    assert lz.consume_usage(subject, 25, idempotency_key="cut-off").usage_remaining == 65
+    replay = lz.consume_usage(subject, 25, idempotency_key="cut-off")
+    assert (replay.replayed, replay.usage_remaining) == (True, 65)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_connection_killed_between_requests_is_replaced(
+        backend: str, open_licenzy: Callable[..., Licenzy]) -> None:
+    lz = open_licenzy()
+    lz.grant("user_1", "WEEK_PASS", reason="a")
+    assert lz.check_access("user_1")
+    with lz.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+    SERVERS[backend].admin(f"SELECT pg_terminate_backend({pid})")
+    # The pooled connection is dead; the pre-ping notices and the request still succeeds.
+    assert lz.check_access("user_1")
+
+
+def test_a_sqlite_writer_that_waits_too_long_fails_closed(tmp_path: Any) -> None:
+    url = SQLITE.fresh_url()
+    store = SQLAlchemyStore(url, sqlite_busy_timeout=0.05)
+    lz = Licenzy(store=store, products=catalog())
+    blocker = sqlite3.connect(sa.make_url(url).database or "", isolation_level=None)
+    try:
+        lz.grant("user_1", "CREDITS_100", reason="a")
+        before = state(lz, "user_1")
+        blocker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+        with pytest.raises(StoreUnavailable) as failed:
+            lz.consume_usage("user_1", 5, idempotency_key="k")
+        assert "locked" in failed.value.message
+        assert state(lz, "user_1") == before  # reads still work while a writer waits
+        blocker.execute("ROLLBACK")
+        assert lz.consume_usage("user_1", 5, idempotency_key="k").usage_remaining == 95
+        with pytest.raises(InsufficientUsage):
+            lz.consume_usage("user_1", 500, idempotency_key="too-much")
+    finally:
+        blocker.close()
+        store.close()
+        SQLITE.remove(url)
