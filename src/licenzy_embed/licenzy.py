@@ -185,7 +185,11 @@ class Licenzy:
         """Release every expired hold of this mode; for a periodic job. Holds are also
         released lazily whenever their subject spends or is looked at."""
         now = self.now()
-        return self._run(lambda tx: (self._usage.expire_holds(tx, None, now), []))
+        with self.store.transaction(self.mode) as tx:
+            subjects = sorted({hold.subject_ref for hold in tx.expired_holds(None, now)})
+        # One transaction per subject, under its row locks, like every other hold settlement:
+        # a sweep racing a spend (or another sweep) must not give the same units back twice.
+        return sum(self._release_expired_holds(subject, now) for subject in subjects)
 
     # ------------------------------------------------------------------ admin
     def grant(self, subject_ref: str, product_code: str, *, reason: str,

@@ -139,8 +139,12 @@ def test_a_sqlite_writer_that_waits_too_long_fails_closed(tmp_path: Any) -> None
         with pytest.raises(StoreUnavailable) as failed:
             lz.consume_usage("user_1", 5, idempotency_key="k")
         assert "locked" in failed.value.message
-        assert state(lz, "user_1") == before  # reads still work while a writer waits
+        # Plain reads still work while a writer holds the lock (WAL).
+        assert lz.check_access("user_1")
+        assert store.list_ledger("test", "user_1") == lz.ledger("user_1")
+        assert [e.to_dict() for e in lz.ledger("user_1")] == before[1]
         blocker.execute("ROLLBACK")
+        assert state(lz, "user_1") == before
         assert lz.consume_usage("user_1", 5, idempotency_key="k").usage_remaining == 95
         with pytest.raises(InsufficientUsage):
             lz.consume_usage("user_1", 500, idempotency_key="too-much")

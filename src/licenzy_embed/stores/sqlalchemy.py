@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 import dataclasses
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -126,6 +127,15 @@ def configure_engine(engine: Engine) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
+    try:
+        _sqlite_setup_and_begin(conn)
+    except sqlite3.Error as exc:
+        # SQLAlchemy does not wrap what an event listener raises; a locked database is an
+        # OperationalError like any other, and the store maps it to StoreUnavailable.
+        raise sa.exc.OperationalError("BEGIN", None, exc) from exc
+
+
+def _sqlite_setup_and_begin(conn: Connection) -> None:
     pooled = conn.connection
     dbapi = pooled.dbapi_connection
     assert dbapi is not None
@@ -152,10 +162,10 @@ def _unavailable(exc: BaseException) -> StoreUnavailable | None:
     """The ``StoreUnavailable`` a database error means, or None when it is not an outage."""
     if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError):
         orig = exc.orig
-        code = getattr(orig, "sqlstate", None) or (
-            orig.args[0] if orig is not None and orig.args else None)
+        codes = _codes(orig)
         message = str(orig) if orig is not None else str(exc)
-        if code in ("42P01", 1146) or "no such table" in message:
+        # undefined table: PostgreSQL and MySQL SQLSTATEs, MySQL's errno, SQLite's message
+        if codes & {"42P01", "42S02", 1146} or "no such table" in message:
             return StoreUnavailable(
                 "the licenzy tables are missing: run `licenzy-embed migrate --url …` or "
                 f"build the store with create_tables=True ({message.strip()})")
@@ -180,16 +190,22 @@ def _translated() -> Iterator[None]:
         raise mapped from exc
 
 
-def _is_duplicate(exc: sa.exc.IntegrityError) -> bool:
-    orig = exc.orig
+def _codes(orig: BaseException | None) -> set[object]:
+    """Every code a driver attached: SQLSTATE (psycopg, PyMySQL), errno (PyMySQL), extended
+    result code (sqlite3). All of them, because SQLAlchemy 2.1 sets a generic SQLSTATE
+    ("23000") on PyMySQL errors, so MySQL's own error number must be looked at too."""
     if orig is None:
-        return False
-    # Every code the driver gives: SQLAlchemy 2.1 sets a generic sqlstate "23000" on PyMySQL
-    # errors, so MySQL's own error number must be looked at too.
-    codes = {getattr(orig, "sqlstate", None), getattr(orig, "sqlite_errorcode", None),
-             orig.args[0] if orig.args else None}
+        return set()
+    codes = {getattr(orig, "sqlstate", None), getattr(orig, "sqlite_errorcode", None)}
+    if orig.args and isinstance(orig.args[0], int):
+        codes.add(orig.args[0])
+    return codes - {None}
+
+
+def _is_duplicate(exc: sa.exc.IntegrityError) -> bool:
     # PostgreSQL unique_violation; MySQL ER_DUP_ENTRY; SQLite UNIQUE / PRIMARY KEY.
-    return bool(codes & {"23505", 1062, 2067, 1555}) or "UNIQUE constraint failed" in str(orig)
+    return bool(_codes(exc.orig) & {"23505", 1062, 2067, 1555}) or (
+        "UNIQUE constraint failed" in str(exc.orig))
 
 
 # ---------------------------------------------------------------------------- row mapping

@@ -1,0 +1,307 @@
+"""SQLAlchemyStore beyond the shared contract: construction, sharing the app's engine,
+identifiers compared byte for byte, exact instants and large numbers on every backend, the
+duplicate-key race at the store level, mode isolation between separate stores on one
+database, and an import that never needs SQLAlchemy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from licenzy_embed import InsufficientUsage, Licenzy
+from licenzy_embed.entitlement import EntitlementRecord, derive_access
+from licenzy_embed.records import CustomerLink, ProcessedEvent
+from licenzy_embed.stores import DuplicateKey, Store
+from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
+from licenzy_embed.testing import FrozenClock
+
+from ..conftest import START, catalog
+from .databases import SQLITE
+
+
+def record(subject: str, *, entitlement_id: str, **fields: object) -> EntitlementRecord:
+    return derive_access(EntitlementRecord(
+        id=entitlement_id, mode="test", subject_ref=subject, product_code="CREDITS_100",
+        kind="usage_pack", status="active", source="admin", created_at=START,
+        updated_at=START, usage_remaining=100, units_granted=100,
+        **fields,  # type: ignore[arg-type]
+    ))
+
+
+def event(event_id: str, mode: str = "test") -> ProcessedEvent:
+    return ProcessedEvent(mode, event_id, "checkout.session.completed", "processed", "cs_1",
+                          1_700_000_000, START)
+
+
+# ---------------------------------------------------------------------------- construction
+def test_it_is_a_store(sql_store: SQLAlchemyStore) -> None:
+    assert isinstance(sql_store, Store)
+
+
+@pytest.mark.parametrize("bad", ["", 42, None, b"sqlite://"])
+def test_it_needs_a_url_or_an_engine(bad: object) -> None:
+    with pytest.raises(ValueError, match="URL or a SQLAlchemy Engine"):
+        SQLAlchemyStore(bad)  # type: ignore[arg-type]
+
+
+def test_a_malformed_url_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not a database URL"):
+        SQLAlchemyStore("definitely not a url")
+
+
+def test_engine_options_only_go_with_a_url() -> None:
+    engine = sa.create_engine("sqlite://")
+    try:
+        with pytest.raises(ValueError, match="engine options"):
+            SQLAlchemyStore(engine, pool_size=3)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("value", [-1, "30", True])
+def test_the_busy_timeout_must_be_seconds(value: object) -> None:
+    with pytest.raises(ValueError, match="sqlite_busy_timeout"):
+        SQLAlchemyStore("sqlite://", sqlite_busy_timeout=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("url", "extra"), [
+    ("postgresql+pg8000://u@127.0.0.1/db", "postgres"),
+    ("mysql+mysqldb://u@127.0.0.1/db", "mysql"),
+])
+def test_a_missing_driver_names_the_extra_to_install(url: str, extra: str) -> None:
+    with pytest.raises(ImportError, match=rf"pip install 'licenzy-embed\[{extra}\]'"):
+        SQLAlchemyStore(url)
+
+
+def test_the_repr_hides_the_password() -> None:
+    store = SQLAlchemyStore("postgresql+psycopg://app:s3cret@127.0.0.1:1/db")
+    try:
+        assert "s3cret" not in repr(store) and "***" in repr(store)
+    finally:
+        store.close()
+
+
+def test_importing_the_package_never_needs_sqlalchemy() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['sqlalchemy'] = None  # as if the extra were not installed\n"
+        "import licenzy_embed\n"
+        "from licenzy_embed import Licenzy, InMemoryStore, Product\n"
+        "assert not any(m.startswith('sqlalchemy') for m in sys.modules if sys.modules[m])\n"
+        "try:\n"
+        "    import licenzy_embed.stores.sqlalchemy\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert "pip install 'licenzy-embed[sqlalchemy]'" in done.stdout
+    assert "[postgres]" in done.stdout and "[mysql]" in done.stdout
+
+
+# ---------------------------------------------------------------------------- the app's engine
+def test_it_shares_the_apps_own_engine(tmp_path: object) -> None:
+    url = SQLITE.fresh_url()
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:  # an app table, in the app's own transactions
+            conn.exec_driver_sql("CREATE TABLE app_orders (id INTEGER PRIMARY KEY)")
+        store = SQLAlchemyStore(engine)
+        lz = Licenzy(store=store, products=catalog(), clock=FrozenClock(START))
+        lz.grant("user_1", "CREDITS_100", reason="a")
+        assert lz.consume_usage("user_1", 5, idempotency_key="k").usage_remaining == 95
+        store.close()  # the app's engine stays the app's: still usable afterwards
+        with engine.connect() as conn:
+            conn.exec_driver_sql("INSERT INTO app_orders (id) VALUES (1)")
+            conn.rollback()  # the app's own transactions are real transactions
+            conn.exec_driver_sql("INSERT INTO app_orders (id) VALUES (2)")
+            conn.commit()
+            assert conn.exec_driver_sql("SELECT id FROM app_orders").scalars().all() == [2]
+        again = SQLAlchemyStore(engine)
+        assert again.list_entitlements("test", "user_1")[0].usage_remaining == 95
+    finally:
+        engine.dispose()
+        SQLITE.remove(url)
+
+
+def test_an_in_memory_sqlite_store_serves_every_thread() -> None:
+    store = SQLAlchemyStore("sqlite://", create_tables=True)
+    lz = Licenzy(store=store, products=catalog(), clock=FrozenClock(START))
+    lz.grant("user_1", "CREDITS_100", reason="a")
+    errors: list[BaseException] = []
+
+    def spend(n: int) -> None:
+        try:
+            for i in range(5):
+                lz.consume_usage("user_1", 2, idempotency_key=f"{n}-{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=spend, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [e.usage_remaining for e in lz.entitlements("user_1")] == [40]
+    store.close()
+
+
+# ---------------------------------------------------------------------------- column fidelity
+SUBJECTS = ["alice", "Alice", "ALICE", "alice ", " alice", "ali\u0301ce", "alíce", "ä", "a\u0308",
+            "x" * 255, "日本語の利用者", "emoji-\U0001f600"]
+
+
+def test_identifiers_compare_byte_for_byte(open_licenzy: Callable[..., Licenzy]) -> None:
+    """MariaDB's default collations would fold case, trailing spaces and accents together; a
+    key there must still be exactly the key it was."""
+    lz = open_licenzy()
+    for n, subject in enumerate(SUBJECTS):
+        lz.grant(subject, "CREDITS_100", reason="a", units=100 + n)
+    for n, subject in enumerate(SUBJECTS):
+        (only,) = lz.entitlements(subject)
+        assert (only.subject_ref, only.usage_remaining) == (subject, 100 + n)
+    keys = ["k", "K", "k ", "ķ"]
+    for n, key in enumerate(keys, start=1):
+        assert lz.consume_usage("alice", n, idempotency_key=key).replayed is False
+    assert lz.entitlements("alice")[0].usage_remaining == 100 - sum(range(1, len(keys) + 1))
+    store = lz.store
+    with store.transaction("test") as tx:
+        tx.insert_processed_event(event("evt_A"))
+        tx.insert_processed_event(event("evt_a"))
+    assert store.get_processed_event("test", "evt_a") is not None
+    assert store.get_processed_event("test", "EVT_A") is None
+
+
+def test_instants_and_large_numbers_round_trip(sql_store: SQLAlchemyStore) -> None:
+    eastern = timezone(timedelta(hours=-5))
+    expires = datetime(2031, 7, 4, 9, 30, 15, 123456, tzinfo=eastern)
+    big = 10**12
+    stored = record("user_1", entitlement_id="ent_big", usage_remaining=big, units_granted=big,
+                    expires_at=expires, quantity=7, period_key="sub_1:1767225600",
+                    stripe_subscription_id="sub_1", stripe_customer_id="cus_1")
+    with sql_store.transaction("test") as tx:
+        tx.insert_entitlement(stored)
+    (back,) = sql_store.list_entitlements("test", "user_1")
+    assert back == stored
+    assert back.expires_at == expires and back.expires_at.tzinfo == timezone.utc  # type: ignore[union-attr]
+    assert back.expires_at.microsecond == 123456  # type: ignore[union-attr]
+    with sql_store.transaction("test") as tx:
+        assert tx.adjust_units("ent_big", -(big - 1), START) == 1
+        assert tx.adjust_units("ent_big", big - 1, START) == big
+
+
+def test_has_access_follows_the_derived_columns_to_the_microsecond(
+        sql_store: SQLAlchemyStore) -> None:
+    until = START + timedelta(days=7)
+    with sql_store.transaction("test") as tx:
+        tx.insert_entitlement(derive_access(EntitlementRecord(
+            id="ent_pass", mode="test", subject_ref="user_1", product_code="WEEK_PASS",
+            kind="time_pass", status="active", source="admin", created_at=START,
+            updated_at=START, expires_at=until)))
+    tick = timedelta(microseconds=1)
+    assert sql_store.has_access("test", "user_1", until - tick)
+    assert not sql_store.has_access("test", "user_1", until)
+    assert not sql_store.has_access("live", "user_1", START)
+
+
+# ---------------------------------------------------------------------------- duplicates
+def test_a_duplicate_leaves_the_transaction_usable(sql_store: SQLAlchemyStore) -> None:
+    """On PostgreSQL a failed statement would abort the whole transaction; a duplicate must
+    not: the caller answers "duplicate" and may go on writing."""
+    link = CustomerLink("test", "user_1", "cus_1", START)
+    with sql_store.transaction("test") as tx:
+        tx.insert_customer(link)
+        tx.insert_processed_event(event("evt_1"))
+        tx.insert_entitlement(record("user_1", entitlement_id="ent_1"))
+    with sql_store.transaction("test") as tx:
+        for duplicate in (lambda: tx.insert_processed_event(event("evt_1")),
+                          lambda: tx.insert_customer(link),
+                          lambda: tx.insert_customer(CustomerLink("test", "user_2", "cus_1",
+                                                                  START)),
+                          lambda: tx.insert_customer(CustomerLink("test", "user_1", "cus_2",
+                                                                  START)),
+                          lambda: tx.insert_entitlement(record("user_9",
+                                                               entitlement_id="ent_1"))):
+            with pytest.raises(DuplicateKey):
+                duplicate()
+        tx.insert_processed_event(event("evt_2"))  # still usable
+        tx.insert_customer(CustomerLink("live", "user_1", "cus_1", START))  # other mode
+    assert sql_store.get_processed_event("test", "evt_2") is not None
+    assert sql_store.get_processed_event("test", "evt_1") is not None
+    with sql_store.transaction("live") as tx:
+        assert tx.get_customer("user_1") == CustomerLink("live", "user_1", "cus_1", START)
+
+
+def test_the_duplicate_race_has_one_winner(sql_store: SQLAlchemyStore) -> None:
+    """Eight transactions insert the same event id at once: the losers wait for the winner's
+    commit, see DuplicateKey, and their own transactions still commit their other writes."""
+    n = 8
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def contend(i: int) -> None:
+        with sql_store.transaction("test") as tx:
+            barrier.wait(60)
+            try:
+                tx.insert_processed_event(event("evt_race"))
+                outcome = "won"
+            except DuplicateKey:
+                outcome = "duplicate"
+            tx.insert_processed_event(event(f"evt_after_{i}"))
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["duplicate"] * (n - 1) + ["won"]
+    assert all(sql_store.get_processed_event("test", f"evt_after_{i}") for i in range(n))
+
+
+# ---------------------------------------------------------------------------- modes
+def test_modes_are_isolated_between_stores_on_one_database(db_url: str) -> None:
+    """A test-mode and a live-mode app on one shared database, each with its own engine."""
+    test_store, live_store = SQLAlchemyStore(db_url), SQLAlchemyStore(db_url)
+    try:
+        clock = FrozenClock(START)
+        test = Licenzy(store=test_store, products=catalog(), clock=clock)
+        live = Licenzy(store=live_store, products=catalog(), clock=clock,
+                       stripe_api_key="sk_live_x")
+        pack = test.grant("user_1", "CREDITS_100", reason="t")
+        test.consume_usage("user_1", 10, idempotency_key="k")
+        test.reserve_usage("user_1", 5, idempotency_key="h")
+        with test_store.transaction("test") as tx:
+            tx.insert_processed_event(event("evt_shared", "test"))
+            tx.insert_customer(CustomerLink("test", "user_1", "cus_shared", START))
+
+        assert not live.check_access("user_1")
+        assert live.entitlements("user_1") == [] and live.ledger("user_1") == []
+        assert live_store.get_entitlement("live", pack.id) is None
+        assert live_store.get_processed_event("live", "evt_shared") is None
+        with pytest.raises(InsufficientUsage) as refused:
+            live.consume_usage("user_1", 1, idempotency_key="k")
+        assert refused.value.usage_remaining == 0
+        with live_store.transaction("live") as tx:
+            assert tx.get_customer("user_1") is None
+            assert tx.get_customer_by_stripe_id("cus_shared") is None
+            assert tx.get_usage_record("user_1", "k") is None
+            assert tx.get_hold_by_key("user_1", "h") is None
+            assert tx.lock_subject("user_1") == []
+            tx.insert_processed_event(event("evt_shared", "live"))  # its own key space
+            tx.insert_customer(CustomerLink("live", "user_1", "cus_shared", START))
+        live.grant("user_1", "CREDITS_1K", reason="l")
+        assert [e.usage_remaining for e in test.entitlements("user_1")] == [85]
+        assert [e.usage_remaining for e in live.entitlements("user_1")] == [1000]
+    finally:
+        test_store.close()
+        live_store.close()
