@@ -179,7 +179,11 @@ class Licenzy:
             reservation.status = hold.status
 
     def _release_expired_holds(self, subject_ref: str, now: datetime) -> int:
-        return self._run(lambda tx: (self._usage.expire_holds(tx, subject_ref, now), []))
+        def work(tx: StoreTransaction) -> tuple[int, list[ChangeEvent]]:
+            tx.lock_subject(subject_ref)  # two sweeps of one hold must not both give it back
+            return self._usage.expire_holds(tx, subject_ref, now), []
+
+        return self._run(work)
 
     def release_expired_holds(self) -> int:
         """Release every expired hold of this mode; for a periodic job. Holds are also

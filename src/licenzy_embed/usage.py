@@ -138,8 +138,10 @@ class UsageEngine:
             self._ledger(tx, hold.subject_ref, action, now, entitlement_id, units, hold.id,
                          f"hold {action}")
 
-    def expire_holds(self, tx: StoreTransaction, subject_ref: str | None, now: datetime) -> int:
-        """Release every hold past its expiry; the caller holds the subject's row locks."""
+    def expire_holds(self, tx: StoreTransaction, subject_ref: str, now: datetime) -> int:
+        """Release the subject's holds past their expiry. The caller must already hold the
+        subject's row locks (``tx.lock_subject``): they are what stops two concurrent sweeps
+        from both seeing a hold as still held and giving its units back twice."""
         expired = tx.expired_holds(subject_ref, now)
         for hold in expired:
             self._give_back(tx, hold, hold.allocations, "expired", now)

@@ -177,3 +177,24 @@ def test_spends_on_different_subjects_do_not_interfere(lz: Licenzy, subject: str
         return work
 
     assert run_together([drain(s) for s in subjects]) == [0] * 8
+
+
+def test_concurrent_sweeps_give_expired_holds_back_once(lz: Licenzy, subject: str,
+                                                        clock: object) -> None:
+    """Periodic sweeps from several workers, racing the subject's own lazy sweep, release each
+    expired hold exactly once: the balance comes back to what was granted, not above it."""
+    from datetime import timedelta
+
+    from licenzy_embed.testing import FrozenClock
+
+    assert isinstance(clock, FrozenClock)
+    lz.grant(subject, "CREDITS_100", reason="sweep race")
+    for i in range(5):
+        lz.reserve_usage(subject, 20, idempotency_key=f"h{i}", ttl=timedelta(seconds=30))
+    assert units_left(lz, subject) == 0
+    clock.advance(minutes=1)
+    results = run_together([lz.release_expired_holds for _ in range(4)]
+                           + [partial(lz.customer_access, subject) for _ in range(2)])
+    assert sum(r for r in results if isinstance(r, int)) <= 5
+    assert units_left(lz, subject) == 100
+    assert lz.consume_usage(subject, 100, idempotency_key="all").usage_remaining == 0
