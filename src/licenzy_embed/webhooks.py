@@ -13,7 +13,11 @@ rolls the whole transaction back, event id included, so Stripe's retry runs it a
 dj-stripe #832 lesson). Two *different* events creating the same entitlement at the same moment
 collide on its primary key (derived from the Stripe object), and the loser is simply re-run;
 an existing entitlement is row-locked before anything else about it is read or written, so
-events on one purchase serialise.
+events on one purchase serialise. Events that meet on something with no row to lock yet — a
+refund and the checkout creating its purchase, an invoice and its ``invoice_payment.paid`` —
+first upsert a lock row (``<invoice>#lock``, then ``<payment intent>#lock``, then the
+entitlement: always in that order), so at READ COMMITTED one of them waits and then sees what
+the other committed.
 
 **Any order.** Stripe does not keep order and retries for days, so an effect never depends on
 arrival order. Each entitlement's state is split into parts, each decided by one rule that gives
@@ -24,19 +28,26 @@ the same answer whatever the order:
   through a per-entitlement high-water mark; an older claim arriving later is recorded and
   changes nothing. ``canceled`` and ``incomplete_expired`` are final, as in Stripe. In a tie on
   ``created`` an ``incomplete`` claim loses (Stripe sends ``subscription.created: incomplete``
-  and ``updated: active`` in the same second).
-* *grace* of a past-due subscription runs from the start of the billing period whose invoice
-  went unpaid — a date carried by the event itself, so every copy of every failure agrees on it
-  (and it is remembered, so a refund or dispute hiding it for a while gives it back).
-* *billing period*: units are reset when an invoice for a *later* period than the one last
-  granted is paid (``period_key``), so once per period whatever the order or count of copies;
+  and ``updated: active`` in the same second). A subscription-mode checkout session claims no
+  place in that order: it sets ``active`` (``trialing`` when no payment was required) only
+  while no subscription or invoice event has claimed a status.
+* *grace* of a past-due subscription runs from when it went past due: the earliest ``created``
+  of the events claiming ``past_due`` for that billing period, remembered per period (also
+  from claims too old to set the status), so it is the same in any order (and it is
+  remembered, so a refund or dispute hiding it for a while gives it back).
+* *billing period*: units are granted only when an invoice for a *later* period than the one
+  last granted is paid (``period_key``; a new subscription starts with none), so once per
+  period whatever the order or count of copies; the period is read from the invoice's
+  non-proration lines only (a proration for a mid-period change is not a new period).
   ``expires_at`` is the latest known period end.
 * *refunds and disputes* are facts about one payment intent, ordered by their own time and
   remembered even before the purchase they belong to has arrived; an entitlement's
   refund/dispute state is recomputed from the facts of its current payment each time either
   side changes. A full refund is final; a dispute's closing decides it. A subscription's
   current payment is the one of its newest paid invoice, so paying the next period ends the
-  effect of a refunded or disputed earlier one. While it lasts, the subscription reads
+  effect of a refunded or disputed earlier one; current API versions name that payment only in
+  ``invoice_payment.paid``, linked through the remembered ``<invoice>#subscription`` by
+  whichever of it and the invoice event arrives second. While it lasts, the subscription reads
   ``past_due`` without grace and Stripe's own status is kept in ``prior_status``.
 
 The high-water marks, facts and remembered grace starts are rows of the store's watermark
@@ -51,7 +62,8 @@ failing.
 **Payload shapes.** Both current API versions (period on ``items.data[].current_period_*``,
 an invoice's subscription under ``parent.subscription_details``, line prices under
 ``pricing.price_details``) and older ones (``current_period_*`` on the subscription,
-``invoice.subscription``, ``invoice.payment_intent``, ``plan`` beside ``price``) are read.
+``invoice.subscription``, ``invoice.payment_intent``, ``plan`` beside ``price``) are read, and
+``invoice.payments`` when an invoice was expanded.
 """
 
 from __future__ import annotations
@@ -112,10 +124,13 @@ SUBSCRIPTION_EVENTS = frozenset({
     "customer.subscription.resumed",
 })
 INVOICE_PAID_EVENTS = frozenset({"invoice.paid", "invoice.payment_succeeded"})
+# Current API versions name an invoice's payment intent only here (``invoice.payments`` is
+# included in invoice events only when expanded).
+INVOICE_PAYMENT_EVENT = "invoice_payment.paid"
 REFUND_EVENTS = frozenset({"charge.refunded", "refund.created", "refund.updated"})
 DISPUTE_EVENTS = frozenset({"charge.dispute.created", "charge.dispute.closed"})
 HANDLED_EVENTS = (CHECKOUT_EVENTS | SUBSCRIPTION_EVENTS | INVOICE_PAID_EVENTS | REFUND_EVENTS
-                  | DISPUTE_EVENTS | {"invoice.payment_failed"})
+                  | DISPUTE_EVENTS | {"invoice.payment_failed", INVOICE_PAYMENT_EVENT})
 
 FINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
 INCOMPLETE = "incomplete"
@@ -378,8 +393,11 @@ def _read_invoice(obj: dict[str, Any]) -> _Invoice | None:
     sub_lines = [line for line in lines if _is_subscription_line(line)]
     subscription = subscription or next(
         (s for s in map(_line_subscription, sub_lines) if s), None)
-    chosen = (sub_lines or lines or [{}])[0]
-    period = _dict(chosen.get("period"))
+    # The billing period comes only from a line charging for a period: a proration line (a
+    # plan or quantity change mid-period) covers the rest of the current one, and must not
+    # look like a new period to grant units for. No such line: no period.
+    period_lines = [line for line in sub_lines if not _is_proration(line)]
+    period = _dict((period_lines or [{}])[0].get("period"))
     payment_intent = _ref(obj.get("payment_intent"))
     for payment in _list(obj.get("payments")):  # current versions, when the list is included
         payment_intent = payment_intent or _ref(_dict(payment.get("payment")).get(
@@ -404,6 +422,12 @@ def _is_subscription_line(line: dict[str, Any]) -> bool:
     # current versions: parent.type; older ones: type "subscription"
     return (_dict(line.get("parent")).get("type") == "subscription_item_details"
             or line.get("type") == "subscription")
+
+
+def _is_proration(line: dict[str, Any]) -> bool:
+    # current versions: parent.subscription_item_details.proration; older ones: proration
+    details = _dict(_dict(line.get("parent")).get("subscription_item_details"))
+    return details.get("proration") is True or line.get("proration") is True
 
 
 def _line_subscription(line: dict[str, Any]) -> str | None:
@@ -475,6 +499,8 @@ class _Application:
             self.invoice(paid=True)
         elif kind == "invoice.payment_failed":
             self.invoice(paid=False)
+        elif kind == INVOICE_PAYMENT_EVENT:
+            self.invoice_payment()
         elif kind in REFUND_EVENTS:
             self.refund()
         else:
@@ -541,7 +567,10 @@ class _Application:
                    session: str | None = None, payment_intent: str | None = None,
                    quantity: int = 1) -> EntitlementRecord:
         if product.kind == "subscription":
-            status, usage, granted = INCOMPLETE, product.units, product.units
+            # No units until a period is paid: the period grant of a paid invoice (the $0
+            # trial invoice too) gives them, once per period.
+            usage = None if product.units is None else 0
+            status, granted = INCOMPLETE, product.units
         elif product.kind == "usage_pack":
             granted = (product.units or 0) * quantity
             status, usage = PENDING, 0
@@ -591,6 +620,15 @@ class _Application:
     def watermark(self, key: str) -> Watermark | None:
         return self.tx.get_watermark(key)
 
+    def lock(self, key: str) -> None:
+        """Serialise on ``key``: an upsert of the row ``<key>#lock`` holds its row lock until
+        the transaction ends, so a concurrent transaction taking the same lock waits for this
+        one to commit — also when neither has a row to lock yet, the case ``SELECT … FOR
+        UPDATE`` cannot cover. Locks are taken in one order (invoice, payment intent,
+        entitlement), so two events never wait on each other."""
+        self.tx.save_watermark(Watermark(self.mode, f"{key}#lock", self.ev.created,
+                                         self.ev.id))
+
     def advance(self, key: str, order: Order) -> None:
         current = self.tx.get_watermark(key)
         if current is None or order > (current.event_created, current.event_id):
@@ -598,14 +636,18 @@ class _Application:
 
     # -- the status part
     def claim_status(self, target: _Target, status: str, *,
-                     grace_from: int | None = None) -> bool:
+                     period: int | None = None) -> bool:
         """Apply a status claimed by the current event if it is the newest claim. A final
         status (canceled, incomplete_expired) applies whenever it arrives and nothing but
-        another final status replaces it. Returns whether it applied."""
+        another final status replaces it. Returns whether it applied. ``period``: the start
+        of the billing period a ``past_due`` claim is about."""
         record = target.record
         if record.status == REVOKED:
             self.note("the entitlement was revoked by an admin; Stripe changes are not applied")
             return False
+        since = None
+        if status == PAST_DUE and record.kind == "subscription":
+            since = self.past_due_since(target, period)  # also for a claim too old to apply
         key = f"{_purchase_key(record)}#status"
         underlying = _underlying(record)
         newer = _claim_is_newer(self.ev.order, self.watermark(key), status, underlying)
@@ -617,10 +659,36 @@ class _Application:
             self.note("an event newer than this one already set the status")
             return False
         self.advance(key, self.ev.order)
-        self.set_underlying(target, status, grace_from=grace_from)
+        self.set_underlying(target, status, grace_from=since, period=period)
         return True
 
-    def set_underlying(self, target: _Target, status: str, *, grace_from: int | None) -> None:
+    def past_due_since(self, target: _Target, period: int | None) -> int:
+        """When the subscription went past due for the billing period starting at ``period``:
+        the earliest ``created`` of the events saying so, remembered per period (grace runs
+        from there, not from the period start: a send_invoice subscription goes past due
+        only after its due date, weeks into the period). Every claim counts, also one too
+        old to set the status, so the answer is the same whatever order they arrive in; an
+        earlier start learned late moves back the grace of the past-due state it belongs
+        to."""
+        record = target.record
+        key = _past_due_key(record, period)
+        mark = self.watermark(key)
+        if mark is not None and mark.event_created <= self.ev.created:
+            return mark.event_created
+        since = self.ev.created
+        self.tx.save_watermark(Watermark(self.mode, key, since, self.ev.id))
+        grace_key = f"{_purchase_key(record)}#grace"
+        current = self.watermark(grace_key)
+        if current is not None and current.event_id == key and current.event_created > since:
+            self.tx.save_watermark(Watermark(self.mode, grace_key, since, key))
+            grace = _time(since) + self.lz.past_due_grace
+            if record.status == PAST_DUE and record.prior_status is None:
+                self.change(target, "updated", f"{self.ev.type}: past due since "
+                            f"{_time(since).isoformat()}", grace_until=grace)
+        return since
+
+    def set_underlying(self, target: _Target, status: str, *, grace_from: int | None,
+                       period: int | None = None) -> None:
         record = target.record
         reason = f"{self.ev.type}: status {status}"
         if record.kind == "subscription":
@@ -628,10 +696,10 @@ class _Application:
             if status == PAST_DUE:
                 start = grace_from if grace_from is not None else self.ev.created
                 grace = _time(start) + self.lz.past_due_grace
-                # Kept aside: a refund or dispute may hide this grace for a while, and must
-                # give it back when it ends.
+                # Kept aside (with the period it is about): a refund or dispute may hide this
+                # grace for a while, and must give it back when it ends.
                 self.tx.save_watermark(Watermark(self.mode, f"{_purchase_key(record)}#grace",
-                                                 start, self.ev.id))
+                                                 start, _past_due_key(record, period)))
             if record.prior_status is not None:  # a refund or dispute keeps it past due
                 if record.prior_status != status:
                     self.change(target, "updated", reason, prior_status=status)
@@ -788,7 +856,8 @@ class _Application:
         elif kind == "checkout.session.async_payment_failed":
             claim_sub, claim_one, finalized = INCOMPLETE, FAILED, False
         else:
-            claim_sub = "active" if paid else INCOMPLETE
+            claim_sub = ("trialing" if session.get("payment_status") == "no_payment_required"
+                         else "active" if paid else INCOMPLETE)
             claim_one = PURCHASE_ACTIVE if paid else PENDING
             finalized = paid
         metadata = _metadata(session)
@@ -815,6 +884,8 @@ class _Application:
             return
         self.link_customer(subject, customer)
         quantity = _quantity(session, product)
+        if not subscription and payment_intent:
+            self.lock(payment_intent)  # before the purchase: its refunds serialise on it too
         key = subscription if subscription else (payment_intent or session_id)
         target = self.target(key, lambda: self.new_record(
             key, subject, product, customer=customer, subscription=subscription,
@@ -824,8 +895,10 @@ class _Application:
         if target.record.stripe_checkout_session_id is None:
             self.change(target, None, "checkout session",
                         stripe_checkout_session_id=session_id)
-        self.claim_status(target, claim_sub if subscription else claim_one)
-        if not subscription:
+        if subscription:
+            self.provisional_status(target, claim_sub)
+        else:
+            self.claim_status(target, claim_one)
             self.apply_payment_facts(target)
         # Announced once per purchase: when its attempt turns finalized (or, for a session
         # created outside this app, with the one event that says it was paid).
@@ -836,6 +909,17 @@ class _Application:
                 "session_id": session_id, "subject_ref": subject,
                 "product_code": product.code, "entitlement": view.to_dict(),
             }))
+
+    def provisional_status(self, target: _Target, status: str) -> None:
+        """A subscription's status as a checkout session tells it: only until a subscription
+        or invoice event has claimed one, and without taking part in their ordering — the
+        session does not know about a trial (or anything after it), so a newer session event
+        must not override what an older subscription event said."""
+        record = target.record
+        if record.status == REVOKED or self.watermark(
+                f"{_purchase_key(record)}#status") is not None:
+            return
+        self.set_underlying(target, status, grace_from=None)
 
     def settle_attempt(self, attempt: CheckoutAttempt | None, status: str) -> bool:
         """created → finalized or failed, once; returns whether this call settled it."""
@@ -865,7 +949,7 @@ class _Application:
         if target is None:
             return
         self.plan(target, product, sub.quantity)
-        applied = self.claim_status(target, status, grace_from=sub.period_start)
+        applied = self.claim_status(target, status, period=sub.period_start)
         self.see_period(target, sub.period_end)
         if applied:
             view = Entitlement.at(target.record, self.now)
@@ -918,17 +1002,29 @@ class _Application:
         if invoice is None or invoice.subscription is None:
             self.note("not a subscription invoice")
             return
+        # Which subscription the invoice belongs to is remembered for its invoice_payment.paid
+        # (current API versions name the payment intent only there), under the invoice's lock
+        # that event takes too: whichever of the two arrives second links the payment.
+        self.lock(invoice.id)
+        if self.watermark(f"{invoice.id}#subscription") is None:
+            self.tx.save_watermark(Watermark(self.mode, f"{invoice.id}#subscription",
+                                             self.ev.created, invoice.subscription))
+        payment_intent, payment_order = invoice.payment_intent, self.ev.order
+        if payment_intent is None:
+            payment_intent, payment_order = self.invoice_payment_of(invoice.id)
+        if paid and payment_intent is not None:
+            self.lock(payment_intent)
         metadata = invoice.subscription_metadata
         product = self.product_from(invoice.prices, metadata.get("product_code"))
         target = self.subscription_target(invoice.subscription, invoice.customer, metadata,
                                           product, 1)
         if target is None:
             return
-        grace_from = invoice.period_start if invoice.period_start is not None else (
+        period = invoice.period_start if invoice.period_start is not None else (
             invoice.created)
         if not paid:
             status = INCOMPLETE if invoice.billing_reason == "subscription_create" else PAST_DUE
-            self.claim_status(target, status, grace_from=grace_from)
+            self.claim_status(target, status, period=period)
             view = Entitlement.at(target.record, self.now)
             self.events.append(ChangeEvent("invoice.payment_failed", {
                 "invoice_id": invoice.id, "subscription_id": invoice.subscription,
@@ -940,7 +1036,11 @@ class _Application:
             self.claim_status(target, "active")
         self.see_period(target, invoice.period_end)
         self.grant_period(target, invoice.period_start)
-        self.current_payment(target, invoice.payment_intent)
+        if payment_intent is not None:
+            self.current_payment(target, payment_intent, payment_order)
+        elif not invoice.amount_paid:
+            self.current_payment(target, None, self.ev.order)  # nothing was paid, no refund
+        # else: its invoice_payment.paid names the payment and links it
         first_copy = self.watermark(f"{invoice.id}#paid") is None
         self.advance(f"{invoice.id}#paid", self.ev.order)
         if first_copy:  # invoice.paid and invoice.payment_succeeded describe one payment
@@ -950,13 +1050,51 @@ class _Application:
                 "subject_ref": target.record.subject_ref, "entitlement": view.to_dict(),
             }))
 
-    def current_payment(self, target: _Target, payment_intent: str | None) -> None:
-        """The newest paid invoice's payment is the one refunds and disputes are judged on."""
+    def invoice_payment_of(self, invoice_id: str) -> tuple[str | None, Order]:
+        """The payment intent an invoice_payment.paid named for the invoice, and that event's
+        order (None when it has not arrived)."""
+        mark = self.watermark(f"{invoice_id}#payment")
+        named = self.watermark(f"{invoice_id}#payment_intent")
+        if mark is None or named is None:
+            return None, self.ev.order
+        return named.event_id, (mark.event_created, mark.event_id)
+
+    def invoice_payment(self) -> None:
+        """``invoice_payment.paid``: the payment intent that paid an invoice. Linked to the
+        invoice's subscription as its current payment (ordered by this event), here when the
+        invoice event came first, else by the invoice event."""
+        obj = self.ev.obj
+        invoice_id = _ref(obj.get("invoice"))
+        payment_intent = _ref(_dict(obj.get("payment")).get("payment_intent"))
+        if invoice_id is None or payment_intent is None:
+            self.note("not an invoice paid by a payment intent")
+            return
+        self.lock(invoice_id)
+        self.lock(payment_intent)
+        mark = self.watermark(f"{invoice_id}#payment")
+        if mark is None or self.ev.order > (mark.event_created, mark.event_id):
+            self.advance(f"{invoice_id}#payment", self.ev.order)
+            self.tx.save_watermark(Watermark(self.mode, f"{invoice_id}#payment_intent",
+                                             self.ev.created, payment_intent))
+        payment_intent, order = self.invoice_payment_of(invoice_id)
+        subscription = self.watermark(f"{invoice_id}#subscription")
+        target = None if subscription is None else self.target(subscription.event_id,
+                                                                lambda: None)
+        if target is None or payment_intent is None:
+            self.note("no subscription of this app is known for the invoice yet; the payment "
+                      "is linked when its invoice event arrives")
+            return
+        self.current_payment(target, payment_intent, order)
+
+    def current_payment(self, target: _Target, payment_intent: str | None,
+                        order: Order) -> None:
+        """The newest paid invoice's payment is the one refunds and disputes are judged on
+        (ordered by the event that named the payment)."""
         key = f"{target.record.stripe_subscription_id}#payment"
         mark = self.watermark(key)
-        if mark is not None and self.ev.order <= (mark.event_created, mark.event_id):
+        if mark is not None and order <= (mark.event_created, mark.event_id):
             return
-        self.advance(key, self.ev.order)
+        self.advance(key, order)
         if target.record.stripe_payment_intent_id != payment_intent:
             self.change(target, None, "current payment",
                         stripe_payment_intent_id=payment_intent)
@@ -1004,7 +1142,11 @@ class _Application:
         if pi is None:
             self.unmatched("the payment has no payment intent to match")
             return
-        target = self.payment_target(pi)  # locked first: facts of one payment serialise on it
+        # The payment intent's lock first: a purchase being created for it right now (its
+        # checkout, or the invoice payment linking it to a subscription) takes it too, so one
+        # of the two always sees what the other wrote.
+        self.lock(pi)
+        target = self.payment_target(pi)
         self.advance(f"{pi}#{fact}", self.ev.order)
         if target is None:
             self.note(f"no entitlement is paid by {pi} yet; the {fact.replace('_', ' ')} "
@@ -1031,6 +1173,10 @@ def _purchase_key(record: EntitlementRecord) -> str:
 def _underlying(record: EntitlementRecord) -> str:
     """Stripe's status, under any refund or dispute that overrides it."""
     return record.prior_status if record.prior_status is not None else record.status
+
+
+def _past_due_key(record: EntitlementRecord, period: int | None) -> str:
+    return f"{_purchase_key(record)}#past_due@{'?' if period is None else period}"
 
 
 def _claim_is_newer(order: Order, mark: Watermark | None, status: str, current: str) -> bool:

@@ -116,20 +116,48 @@ class Server:
             engine.dispose()
 
     # -- namespaces
-    def new_namespace(self, tag: str) -> str:
-        """A URL to a new, empty schema (PostgreSQL) or database (MariaDB), dropped at exit."""
+    def new_namespace(self, tag: str, *, charset: str = "utf8mb4") -> str:
+        """A URL to a new, empty schema (PostgreSQL) or database (MariaDB, with ``charset``
+        as its default), dropped at exit."""
         self.require()
+        if not self._namespaces:
+            self._drop_stale()
         name = f"lz_{tag}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         if self.backend == "postgres":
             self._scoped_engine_sql(f'CREATE SCHEMA "{name}"')
             url = self.url.update_query_dict({"options": f"-csearch_path={name}"})
         else:
-            self.admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            self.admin(f"CREATE DATABASE `{name}` CHARACTER SET {charset}")
             url = self.url.set(database=name)
         self._namespaces.append(name)
         if len(self._namespaces) == 1:
             atexit.register(self._drop_all)
         return _render(url)
+
+    def _drop_stale(self) -> None:
+        """Drop what test sessions that were killed (no atexit) left behind on a local server:
+        namespaces named after a process id that no longer runs here."""
+        if self.url.host not in ("127.0.0.1", "localhost"):
+            return
+        if self.backend == "postgres":
+            engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+            query = "SELECT nspname FROM pg_namespace WHERE nspname LIKE %(pattern)s"
+        else:
+            engine = self._admin_engine()
+            query = "SELECT schema_name FROM information_schema.schemata " \
+                    "WHERE schema_name LIKE %(pattern)s"
+        try:
+            with engine.connect() as conn:
+                names = conn.exec_driver_sql(query, {"pattern": "lz\\_%"}).scalars().all()
+        finally:
+            engine.dispose()
+        for name in names:
+            parts = str(name).split("_")
+            if len(parts) == 4 and parts[2].isdigit() and not _running(int(parts[2])):
+                if self.backend == "postgres":
+                    self._scoped_engine_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                else:
+                    self.admin(f"DROP DATABASE IF EXISTS `{name}`")
 
     def drop_namespace(self, url: str) -> None:
         parsed = make_url(url)
@@ -177,6 +205,16 @@ class Server:
         url = self.session_url()
         empty(url)
         return url
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def empty(url: str) -> None:

@@ -328,3 +328,37 @@ def test_an_apps_engine_gets_read_committed_for_writes(db_url: str) -> None:
     finally:
         store.close()
         engine.dispose()
+
+
+@pytest.mark.parametrize("memory", [False, True], ids=["database", "in-memory-sqlite"])
+def test_a_read_inside_a_transaction_joins_it(sql_store: SQLAlchemyStore, memory: bool) -> None:
+    """Store reads made while this thread's transaction is open (the core probes an
+    entitlement that way) run on that transaction: its rollback still undoes everything."""
+    store = SQLAlchemyStore("sqlite://", create_tables=True) if memory else sql_store
+    try:
+        with pytest.raises(RuntimeError), store.transaction("test") as tx:
+            tx.insert_entitlement(record("user_1", entitlement_id="ent_1"))
+            assert store.get_entitlement("test", "ent_1") is not None  # sees its own write
+            assert store.has_access("test", "user_1", START)
+            tx.insert_entitlement(record("user_1", entitlement_id="ent_2"))
+            raise RuntimeError("the request failed")
+        assert store.list_entitlements("test", "user_1") == []
+        assert store.get_entitlement("test", "ent_1") is None
+    finally:
+        if memory:
+            store.close()
+
+
+def test_one_pooled_connection_is_enough(db_url: str) -> None:
+    """Every operation, also one that reads the store inside its transaction (revoke,
+    adjust_usage), needs one connection: a busy pool can never wait on itself."""
+    store = SQLAlchemyStore(db_url, pool_size=1, max_overflow=0, pool_timeout=5)
+    try:
+        lz = Licenzy(store=store, products=catalog(), clock=FrozenClock(START))
+        pack = lz.grant("user_1", "CREDITS_100", reason="a")
+        assert lz.adjust_usage(pack.id, 5, reason="b").usage_remaining == 105
+        assert lz.consume_usage("user_1", 5, idempotency_key="k").usage_remaining == 100
+        assert lz.revoke(pack.id, reason="c").status == "revoked"
+        assert not lz.check_access("user_1")
+    finally:
+        store.close()

@@ -5,8 +5,9 @@
 an event of the scenario carries, and shapes it like the current API version or an older one:
 
 * current: the billing period on ``items.data[].current_period_*``, an invoice's subscription
-  under ``parent.subscription_details``, line prices under ``pricing.price_details`` and the
-  payment under ``payments`` (when the invoice was expanded);
+  under ``parent.subscription_details``, line prices under ``pricing.price_details``; the
+  payment intent is named only by ``invoice_payment.paid`` (:func:`invoice_payment`), or under
+  ``payments`` when the invoice was expanded (``expand_payments=True``);
 * older: ``current_period_*`` on the subscription, ``invoice.subscription``,
   ``invoice.payment_intent``, line items with ``price`` and ``plan``, ``charge.invoice``.
 """
@@ -100,7 +101,8 @@ def invoice(*, sub_id: str | None, price: str, shape: str, period: tuple[int, in
             paid: bool = True, billing_reason: str = "subscription_cycle",
             customer: str | None = None, sub_metadata: dict[str, str] | None = None,
             payment_intent: str | None = None, amount: int = 2000,
-            invoice_id: str | None = None) -> Obj:
+            invoice_id: str | None = None, expand_payments: bool = False,
+            proration: bool = False) -> Obj:
     obj = fixture("invoice")
     invoice_id = invoice_id or new_id("in")
     obj.update(
@@ -123,10 +125,10 @@ def invoice(*, sub_id: str | None, price: str, shape: str, period: tuple[int, in
         line["parent"] = {
             "type": "subscription_item_details", "invoice_item_details": None,
             "subscription_item_details": {"subscription": sub_id, "subscription_item": "si_x",
-                                          "proration": False, "invoice_item": None,
+                                          "proration": proration, "invoice_item": None,
                                           "proration_details": None},
         } if sub_id else line["parent"]
-        if payment_intent:
+        if payment_intent and expand_payments:
             obj["payments"] = {"object": "list", "has_more": False, "data": [{
                 "object": "invoice_payment", "invoice": invoice_id, "status": "paid",
                 "payment": {"type": "payment_intent", "payment_intent": payment_intent},
@@ -139,8 +141,21 @@ def invoice(*, sub_id: str | None, price: str, shape: str, period: tuple[int, in
         for key in ("parent", "pricing"):
             line.pop(key, None)
         line.update(type="subscription" if sub_id else "invoiceitem", subscription=sub_id,
+                    proration=proration,
                     price={**fixture("price"), "id": price},
                     plan={**fixture("plan"), "id": price})
+    return obj
+
+
+def invoice_payment(*, invoice_id: str, payment_intent: str, amount: int = 2000,
+                    created: int = 0) -> Obj:
+    """The object of ``invoice_payment.paid``: the payment intent that paid an invoice."""
+    obj = fixture("invoice_payment")
+    obj.update(id=new_id("inpay"), invoice=invoice_id, amount_paid=amount,
+               amount_requested=amount, currency="usd", livemode=False, status="paid",
+               created=created, payment={"type": "payment_intent",
+                                         "payment_intent": payment_intent})
+    obj["status_transitions"]["paid_at"] = created
     return obj
 
 

@@ -66,8 +66,9 @@ def test_completed_subscription_session_activates_it(lz: Licenzy,
         metadata={"subject_ref": "user_1", "product_code": "PRO_MONTHLY"}))
 
     ent = stripe_events.only("user_1")
+    # Units come with the paid invoice of the period, not with the session.
     assert (ent.kind, ent.status, ent.available, ent.usage_remaining) == (
-        "subscription", "active", True, 1000)
+        "subscription", "active", True, 0)
     [record] = stripe_events.records("user_1")
     assert record.stripe_subscription_id == sub_id
     assert record.stripe_checkout_session_id == session.session_id

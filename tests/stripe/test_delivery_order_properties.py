@@ -1,7 +1,9 @@
 """Property: Stripe's delivery order and duplicates do not matter.
 
 Hypothesis generates purchase lifecycles (a subscription and a credit pack bought, renewed,
-failed, recovered, paused, canceled, refunded, disputed, with time passing in between). The
+failed, recovered, changed mid-period (a paid proration invoice), paused, canceled, refunded,
+disputed, with time passing in between). Subscription payments are named the way current API
+versions name them: only by the ``invoice_payment.paid`` that follows each ``invoice.paid``. The
 simulator produces the signed events of each lifecycle; they are then delivered to two fresh
 Licenzy instances — once each in the order they happened, and shuffled with every event sent
 twice — and both must end with identical entitlement records (every column: status, units,
@@ -35,8 +37,8 @@ SECRET = "whsec_property"
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
 SUBJECT = "user_1"
 
-SUB_OPS = ["renew", "fail", "retry", "cancel", "pause", "resume", "refund", "dispute",
-           "close_won", "close_lost", "advance"]
+SUB_OPS = ["renew", "fail", "retry", "change", "cancel", "pause", "resume", "refund",
+           "dispute", "close_won", "close_lost", "advance"]
 PACK_OPS = ["refund", "partial_refund", "dispute", "close_won", "close_lost", "advance"]
 
 
@@ -84,6 +86,9 @@ class World:
             sim.retry_payment(SUBJECT, product)
             self.sub_status = "active"
             self.new_payment(product)
+        elif op == "change" and live_sub and sub == "active":
+            sim.change_quantity(SUBJECT, 1 + days % 3, product)  # a paid proration invoice
+            self.new_payment(product)
         elif op == "cancel" and live_sub:
             sim.cancel(SUBJECT, product)
             self.sub_status = "canceled"
@@ -116,7 +121,8 @@ def deliver(events: list[dict[str, Any]], now: datetime) -> list[EntitlementReco
 
 # Weighted: cancel ends a subscription for good, so it is drawn less often.
 OPS = ["renew"] * 3 + ["fail"] * 3 + ["retry"] * 2 + ["advance"] * 3 + ["dispute"] * 2 + [
-    "refund", "partial_refund", "close_won", "close_lost", "pause", "resume", "cancel"]
+    "refund", "partial_refund", "close_won", "close_lost", "pause", "resume", "cancel",
+    "change"]
 step = st.tuples(st.sampled_from(["PRO_MONTHLY", "PRO_MONTHLY", "CREDITS_1K"]),
                  st.sampled_from(OPS), st.integers(min_value=0, max_value=40))
 
@@ -159,7 +165,8 @@ def test_shuffled_duplicated_delivery_ends_like_in_order_delivery(
 
 
 @settings(max_examples=40, deadline=None)
-@given(steps=st.lists(st.sampled_from(["renew", "fail", "retry", "advance"]), max_size=10))
+@given(steps=st.lists(st.sampled_from(["renew", "fail", "retry", "change", "refund",
+                                       "advance"]), max_size=10))
 def test_reverse_order_delivery_ends_like_in_order_delivery(steps: list[str]) -> None:
     world = World()
     world.buy("PRO_MONTHLY", async_payment=False, settles=None)
@@ -181,6 +188,7 @@ def test_the_in_order_state_is_the_one_the_lifecycle_describes() -> None:
                         ("CREDITS_1K", "close_won"), ("CREDITS_1K", "refund")]:
         world.apply(product, op, 30)
     events = list(world.sim.held)
+    assert "invoice_payment.paid" in {e["type"] for e in events}
     [sub, pack] = sorted(deliver(events, world.clock()), key=lambda r: r.kind)
     assert sub.kind == "subscription" and pack.kind == "usage_pack"
     assert (sub.status, sub.usage_remaining, sub.access_open) == ("past_due", 1000, True)
@@ -188,11 +196,31 @@ def test_the_in_order_state_is_the_one_the_lifecycle_describes() -> None:
     assert (pack.status, pack.usage_remaining, pack.access_open) == ("refunded", 0, False)
 
 
+def test_a_lifecycle_with_a_change_and_a_refunded_subscription_payment() -> None:
+    """In order: a mid-period change does not reset the units; refunding its proration
+    payment (the current one, named only by invoice_payment.paid) takes the access away;
+    the next period's payment gives it back with fresh units."""
+    world = World()
+    world.buy("PRO_MONTHLY", async_payment=False, settles=None)
+    world.apply("PRO_MONTHLY", "advance", 5)
+    world.apply("PRO_MONTHLY", "change", 1)
+    world.apply("PRO_MONTHLY", "refund", 0)
+    [sub] = deliver(list(world.sim.held), world.clock())
+    assert (sub.status, sub.quantity, sub.prior_status) == ("past_due", 2, "active")
+    assert sub.grace_until == world.clock()  # no grace after a refund
+    assert sub.units_granted == 1000
+    world.apply("PRO_MONTHLY", "advance", 30)
+    world.apply("PRO_MONTHLY", "renew", 0)
+    [sub] = deliver(list(world.sim.held), world.clock())
+    assert (sub.status, sub.access_open, sub.usage_remaining) == ("active", True, 1000)
+
+
 def test_a_shuffled_lifecycle_on_every_store(lz: Licenzy) -> None:
     world = World()
     world.buy("PRO_MONTHLY", async_payment=False, settles=None)
     world.buy("CREDITS_1K", async_payment=False, settles=None)
-    for product, op in [("PRO_MONTHLY", "advance"), ("PRO_MONTHLY", "renew"),
+    for product, op in [("PRO_MONTHLY", "advance"), ("PRO_MONTHLY", "change"),
+                        ("PRO_MONTHLY", "renew"),
                         ("PRO_MONTHLY", "fail"), ("PRO_MONTHLY", "dispute"),
                         ("PRO_MONTHLY", "retry"), ("PRO_MONTHLY", "close_won"),
                         ("CREDITS_1K", "dispute"), ("CREDITS_1K", "close_lost"),

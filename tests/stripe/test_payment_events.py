@@ -34,10 +34,24 @@ def subscribe(stripe_events: Scenario, shape: str) -> str:
     stripe_events.send("customer.subscription.created", payloads.subscription(
         sub_id=sub_id, status="active", price="price_pro_monthly", shape=shape, metadata=meta,
         period=(now, now + 30 * 86400)))
-    stripe_events.send("invoice.paid", payloads.invoice(
-        sub_id=sub_id, price="price_pro_monthly", shape=shape, period=(now, now + 30 * 86400),
-        payment_intent=pi, sub_metadata=meta, billing_reason="subscription_create"))
+    pay_invoice(stripe_events, shape, sub_id, pi, reason="subscription_create")
     return pi
+
+
+def pay_invoice(stripe_events: Scenario, shape: str, sub_id: str, pi: str, *,
+                reason: str = "subscription_cycle") -> None:
+    """invoice.paid for a period starting now, paid by ``pi``: the older shape names it on
+    the invoice, the current one in the invoice_payment.paid that follows."""
+    now = stripe_events.now
+    invoice = payloads.invoice(
+        sub_id=sub_id, price="price_pro_monthly", shape=shape, period=(now, now + 30 * 86400),
+        payment_intent=pi, sub_metadata={"subject_ref": "user_1",
+                                         "product_code": "PRO_MONTHLY"},
+        billing_reason=reason)
+    stripe_events.send("invoice.paid", invoice)
+    if shape == "current":
+        stripe_events.send("invoice_payment.paid", payloads.invoice_payment(
+            invoice_id=invoice["id"], payment_intent=pi, created=now))
 
 
 def refunded_charge(pi: str, shape: str, refunded: int = 2000) -> payloads.Obj:
@@ -174,12 +188,9 @@ def test_paying_the_next_period_ends_an_earlier_refund(lz: Licenzy, stripe_event
     stripe_events.send("charge.refunded", refunded_charge(pi, shape))
     assert not lz.check_access("user_1")
     [record] = stripe_events.records("user_1")
+    assert record.stripe_subscription_id is not None
     stripe_events.advance(30)
-    now = stripe_events.now
-    stripe_events.send("invoice.paid", payloads.invoice(
-        sub_id=record.stripe_subscription_id, price="price_pro_monthly", shape=shape,
-        period=(now, now + 30 * 86400), payment_intent=payloads.new_id("pi"),
-        sub_metadata={"subject_ref": "user_1"}))
+    pay_invoice(stripe_events, shape, record.stripe_subscription_id, payloads.new_id("pi"))
     ent = stripe_events.only("user_1")
     assert (ent.status, ent.available) == ("active", True)
 

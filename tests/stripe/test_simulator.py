@@ -80,7 +80,8 @@ def test_events_are_signed_for_the_sdk_and_dated_by_the_licenzy_clock(
     with sim.hold_deliveries():
         events = sim.complete_checkout(session)
     assert [e["type"] for e in events] == [
-        "checkout.session.completed", "customer.subscription.created", "invoice.paid"]
+        "checkout.session.completed", "customer.subscription.created", "invoice.paid",
+        "invoice_payment.paid"]
     payload, header = sim.signed(events[0])
     verified = stripe.Webhook.construct_event(payload, header, lz._webhook_secrets[0])
     assert verified["id"] == events[0]["id"]
@@ -96,6 +97,11 @@ def test_events_are_signed_for_the_sdk_and_dated_by_the_licenzy_clock(
     assert invoice["parent"]["subscription_details"]["subscription"] == sub["id"]
     assert invoice["lines"]["data"][0]["pricing"]["price_details"]["price"] == (
         "price_pro_monthly")
+    # As Stripe sends it: the invoice names no payment intent, its invoice_payment does.
+    assert "payments" not in invoice and "payment_intent" not in invoice
+    payment = events[3]["data"]["object"]
+    assert (payment["object"], payment["invoice"]) == ("invoice_payment", invoice["id"])
+    assert payment["payment"]["payment_intent"].startswith("pi_")
 
 
 def test_held_events_can_be_delivered_reversed_and_twice(lz: Licenzy,
@@ -104,11 +110,11 @@ def test_held_events_can_be_delivered_reversed_and_twice(lz: Licenzy,
     with sim.hold_deliveries() as held:
         sim.complete_checkout(session)
         sim.fail_payment("user_1")
-        assert len(held) == 5
+        assert len(held) == 6
         assert not lz.check_access("user_1")  # nothing delivered yet
 
     results = sim.flush("reverse", duplicate=True)
-    assert outcomes(results) == ["processed", "duplicate"] * 5
+    assert outcomes(results) == ["processed", "duplicate"] * 6
     [ent] = lz.entitlements("user_1")
     assert (ent.status, ent.availability_reason) == ("past_due", "past_due_grace")
     assert sim.held == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from licenzy_embed import Licenzy
+from licenzy_embed import InsufficientUsage, Licenzy
 from licenzy_embed.webhooks import WebhookResult
 
 from . import payloads
@@ -64,7 +66,7 @@ def test_created_event_creates_an_active_subscription(lz: Licenzy, stripe_events
     ent = stripe_events.only("user_1")
     assert (ent.kind, ent.status, ent.available, ent.availability_reason) == (
         "subscription", "active", True, "subscription_active")
-    assert ent.usage_remaining == 1000
+    assert ent.usage_remaining == 0  # units come with the period's paid invoice
     assert ent.expires_at is not None and ent.expires_at.timestamp() == sub.period(0)[1]
     [change] = stripe_events.changes_of("subscription.updated")
     assert change.data["status"] == "active"
@@ -203,7 +205,7 @@ def test_invoice_paid_resets_units_once_per_period(lz: Licenzy, stripe_events: S
     sub.invoice("invoice.paid", period=0)  # a late copy of an older period's payment
     assert stripe_events.only("user_1").usage_remaining == 990
     resets = [e for e in lz.ledger("user_1") if e.action == "units_reset"]
-    assert [e.units_delta for e in resets] == [0, 400]
+    assert [e.units_delta for e in resets] == [1000, 400]
     assert {e.source for e in resets} == {"stripe"}
 
 
@@ -250,3 +252,148 @@ def test_invoice_without_subscription_is_not_ours(lz: Licenzy, stripe_events: Sc
         sub_id=None, price=PRICE, shape=shape, period=(0, 0)))
     assert (result.outcome, result.note) == ("processed", "not a subscription invoice")
     assert stripe_events.changes == []
+
+
+# -- units are granted only by the paid invoice of a period
+def test_the_first_period_grants_its_units_once_whatever_comes_first(
+        lz: Licenzy, stripe_events: Scenario, sub: Sub) -> None:
+    """checkout.session.completed creates the subscription before its invoice is paid: it
+    must not grant the period's units on top of the paid invoice's."""
+    session = lz.create_checkout_session("user_1", "PRO_MONTHLY", idempotency_key="k1")
+    stripe_events.send("checkout.session.completed", payloads.checkout_session(
+        session_id=session.session_id, mode="subscription", subscription=sub.id,
+        customer=sub.customer, metadata=META))
+    with pytest.raises(InsufficientUsage):
+        lz.consume_usage("user_1", 900, idempotency_key="u1")
+    sub.snapshot("customer.subscription.created", "active")
+    sub.invoice("invoice.paid", reason="subscription_create")
+    lz.consume_usage("user_1", 900, idempotency_key="u2")
+    sub.invoice("invoice.payment_succeeded", reason="subscription_create")
+
+    assert stripe_events.only("user_1").usage_remaining == 100
+    granted = [e.units_delta or 0 for e in lz.ledger("user_1") if (e.units_delta or 0) > 0]
+    assert sum(granted) == 1000  # one period, one grant
+
+
+def test_the_trial_invoice_grants_the_first_period(lz: Licenzy, stripe_events: Scenario,
+                                                   sub: Sub) -> None:
+    sub.snapshot("customer.subscription.created", "trialing")
+    assert stripe_events.only("user_1").usage_remaining == 0
+    sub.invoice("invoice.paid", reason="subscription_create", amount=0)
+    ent = stripe_events.only("user_1")
+    assert (ent.status, ent.usage_remaining) == ("trialing", 1000)
+
+
+# -- proration invoices (a plan or quantity change mid-period) are not a new period
+def test_a_proration_invoice_does_not_reset_the_units(lz: Licenzy, stripe_events: Scenario,
+                                                      sub: Sub) -> None:
+    sub.snapshot("customer.subscription.created", "active")
+    sub.invoice("invoice.paid", reason="subscription_create")
+    lz.consume_usage("user_1", 1000, idempotency_key="u1")
+    stripe_events.advance(10)
+    now, end = stripe_events.now, sub.period(0)[1]
+    stripe_events.send("invoice.paid", payloads.invoice(
+        sub_id=sub.id, price=PRICE, shape=sub.shape, period=(now, end), proration=True,
+        billing_reason="subscription_update", customer=sub.customer, sub_metadata=META))
+
+    ent = stripe_events.only("user_1")
+    assert (ent.status, ent.usage_remaining) == ("active", 0)
+    assert ent.expires_at is not None and ent.expires_at.timestamp() == end
+    assert [e.action for e in lz.ledger("user_1")].count("units_reset") == 1
+
+
+def test_an_invoice_with_prorations_and_a_new_period_grants_that_period(
+        lz: Licenzy, stripe_events: Scenario, sub: Sub) -> None:
+    """A change that resets the billing cycle bills prorations and the new period together:
+    the period comes from the line that is not a proration, whatever the lines' order."""
+    sub.snapshot("customer.subscription.created", "active")
+    sub.invoice("invoice.paid", reason="subscription_create")
+    lz.consume_usage("user_1", 1000, idempotency_key="u1")
+    stripe_events.advance(10)
+    now = stripe_events.now
+    invoice = payloads.invoice(
+        sub_id=sub.id, price=PRICE, shape=sub.shape, period=(now, sub.period(0)[1]),
+        proration=True, billing_reason="subscription_update", customer=sub.customer,
+        sub_metadata=META)
+    new_period = copy.deepcopy(invoice["lines"]["data"][0])
+    new_period["period"] = {"start": now, "end": now + 30 * DAY}
+    if sub.shape == "current":
+        new_period["parent"]["subscription_item_details"]["proration"] = False
+    else:
+        new_period["proration"] = False
+    invoice["lines"]["data"].append(new_period)
+    stripe_events.send("invoice.paid", invoice)
+
+    ent = stripe_events.only("user_1")
+    assert ent.usage_remaining == 1000
+    assert ent.expires_at is not None and ent.expires_at.timestamp() == now + 30 * DAY
+
+
+# -- past_due grace runs from when the subscription went past due
+def test_grace_runs_from_when_the_subscription_went_past_due(
+        lz: Licenzy, stripe_events: Scenario, sub: Sub) -> None:
+    """A send_invoice subscription goes past due when its invoice is overdue, weeks into the
+    period: the grace starts then, not at the period start."""
+    sub.snapshot("customer.subscription.created", "active")
+    stripe_events.advance(15)
+    sub.snapshot("customer.subscription.updated", "past_due")
+
+    ent = stripe_events.only("user_1")
+    assert (ent.status, ent.available, ent.availability_reason) == (
+        "past_due", True, "past_due_grace")
+    stripe_events.advance(2.9)
+    assert lz.check_access("user_1")
+    stripe_events.advance(0.2)
+    assert not lz.check_access("user_1")
+
+
+@pytest.mark.parametrize("order", ["in_order", "reversed"])
+def test_grace_starts_at_the_earliest_past_due_claim_of_the_period(
+        lz: Licenzy, stripe_events: Scenario, sub: Sub, order: str) -> None:
+    t0 = stripe_events.now
+    sub.snapshot("customer.subscription.created", "active", created=t0)
+    claims = [t0 + 15 * DAY, t0 + 16 * DAY]  # went past due, then another update
+    for created in (claims if order == "in_order" else claims[::-1]):
+        sub.snapshot("customer.subscription.updated", "past_due", created=created)
+    [record] = stripe_events.records("user_1")
+    assert record.grace_until is not None
+    assert record.grace_until.timestamp() == t0 + 18 * DAY
+
+    # The next period's failure has a grace of its own.
+    stripe_events.advance(30)
+    sub.snapshot("customer.subscription.updated", "active", period=1,
+                 created=t0 + 30 * DAY)
+    sub.snapshot("customer.subscription.updated", "past_due", period=1,
+                 created=t0 + 31 * DAY)
+    [record] = stripe_events.records("user_1")
+    assert record.grace_until is not None
+    assert record.grace_until.timestamp() == t0 + 34 * DAY
+
+
+# -- a checkout session does not know about a trial
+@pytest.mark.parametrize("order", ["subscription_first", "checkout_first"])
+def test_a_trial_reads_trialing_whatever_the_checkout_event_says(
+        lz: Licenzy, stripe_events: Scenario, sub: Sub, order: str) -> None:
+    t = stripe_events.now
+    session = payloads.checkout_session(
+        session_id=payloads.new_id("cs"), mode="subscription", subscription=sub.id,
+        payment_status="no_payment_required", customer=sub.customer, metadata=META)
+    if order == "checkout_first":
+        stripe_events.send("checkout.session.completed", session, created=t + 1)
+        assert stripe_events.only("user_1").status == "trialing"
+    sub.snapshot("customer.subscription.created", "trialing", created=t)
+    if order == "subscription_first":
+        stripe_events.send("checkout.session.completed", session, created=t + 1)
+
+    ent = stripe_events.only("user_1")
+    assert (ent.status, ent.availability_reason) == ("trialing", "subscription_trialing")
+
+
+def test_a_paid_checkout_does_not_override_what_a_subscription_event_said(
+        lz: Licenzy, stripe_events: Scenario, sub: Sub) -> None:
+    t = stripe_events.now
+    sub.snapshot("customer.subscription.created", "past_due", created=t)
+    stripe_events.send("checkout.session.completed", payloads.checkout_session(
+        session_id=payloads.new_id("cs"), mode="subscription", subscription=sub.id,
+        customer=sub.customer, metadata=META), created=t + 1)
+    assert stripe_events.only("user_1").status == "past_due"

@@ -135,3 +135,59 @@ def test_concurrent_checkouts_under_one_key_make_one_attempt(lz: Licenzy) -> Non
     with lz.store.transaction(lz.mode) as tx:
         link = tx.get_customer("user_1")
     assert link is not None
+
+
+ROUNDS = 20
+
+
+def test_a_refund_racing_the_purchase_it_refunds_is_never_lost(lz: Licenzy,
+                                                               stripe_events: Scenario) -> None:
+    """A full refund delivered while the checkout completion creating its purchase is being
+    applied: whichever commits first, the other must see it (on PostgreSQL and MariaDB at
+    READ COMMITTED neither sees the other's uncommitted rows, so they serialise on the
+    payment intent's lock row). Many rounds, so that some interleave."""
+    for n in range(ROUNDS):
+        subject, pi = f"user_{n}", payloads.new_id("pi")
+        completed = signed(lz, payloads.event("checkout.session.completed",
+                                              payloads.checkout_session(
+            session_id=payloads.new_id("cs"), mode="payment", payment_intent=pi,
+            metadata={"subject_ref": subject, "product_code": "CREDITS_100"}),
+            created=stripe_events.now))
+        refunded = signed(lz, payloads.event("charge.refunded", payloads.charge(
+            payment_intent=pi, shape="current", refunded_amount=2000),
+            created=stripe_events.now + 60))
+
+        results = together([functools.partial(lz.handle_webhook, *completed),
+                            functools.partial(lz.handle_webhook, *refunded)])
+
+        assert [getattr(r, "outcome", r) for r in results] == ["processed", "processed"]
+        ent = stripe_events.only(subject)
+        assert (ent.status, ent.available, ent.usage_remaining) == ("refunded", False, 0), n
+
+
+def test_an_invoice_its_payment_and_a_refund_arriving_together_link_up(
+        lz: Licenzy, stripe_events: Scenario) -> None:
+    """invoice.paid (naming no payment intent, as current API versions send it), its
+    invoice_payment.paid and a full refund of that payment, at the same moment: the invoice
+    and its payment serialise on the invoice's lock row, the refund on the payment intent's,
+    so the subscription always ends refunded (past due, no access)."""
+    for n in range(ROUNDS // 2):
+        subject, sub_id, pi = f"user_{n}", payloads.new_id("sub"), payloads.new_id("pi")
+        now = stripe_events.now
+        meta = {"subject_ref": subject, "product_code": "PRO_MONTHLY"}
+        invoice = payloads.invoice(sub_id=sub_id, price="price_pro_monthly", shape="current",
+                                   period=(now, now + 30 * 86400), payment_intent=pi,
+                                   sub_metadata=meta, billing_reason="subscription_create")
+        deliveries = [
+            signed(lz, payloads.event("invoice.paid", invoice, created=now)),
+            signed(lz, payloads.event("invoice_payment.paid", payloads.invoice_payment(
+                invoice_id=invoice["id"], payment_intent=pi, created=now), created=now)),
+            signed(lz, payloads.event("charge.refunded", payloads.charge(
+                payment_intent=pi, shape="current", refunded_amount=2000), created=now + 60)),
+        ]
+
+        results = together([functools.partial(lz.handle_webhook, *d) for d in deliveries])
+
+        assert [getattr(r, "outcome", r) for r in results] == ["processed"] * 3
+        ent = stripe_events.only(subject)
+        assert (ent.status, ent.available) == ("past_due", False), n

@@ -119,6 +119,11 @@ metadata = MetaData(naming_convention={
 })
 
 
+# Row locks and transactions need InnoDB; free text (reasons, URLs) needs utf8mb4 even on a
+# server whose default character set is still latin1.
+MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+
+
 def _mode() -> Column[str]:
     return Column("mode", Key(MODE), nullable=False)
 
@@ -155,6 +160,7 @@ entitlements = Table(
     Index("ix_licenzy_entitlements_subscription", "mode", "stripe_subscription_id"),
     Index("ix_licenzy_entitlements_checkout", "mode", "stripe_checkout_session_id"),
     Index("ix_licenzy_entitlements_payment_intent", "mode", "stripe_payment_intent_id"),
+    **MYSQL_OPTIONS,
 )
 
 ledger = Table(
@@ -175,6 +181,7 @@ ledger = Table(
     PrimaryKeyConstraint("seq", name="pk_licenzy_ledger"),
     UniqueConstraint("id", name="uq_licenzy_ledger_id"),
     Index("ix_licenzy_ledger_subject", "mode", "subject_ref", "seq"),
+    **MYSQL_OPTIONS,
 )
 
 usage_records = Table(
@@ -188,6 +195,7 @@ usage_records = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("mode", "subject_ref", "idempotency_key",
                          name="pk_licenzy_usage_records"),
+    **MYSQL_OPTIONS,
 )
 
 holds = Table(
@@ -206,6 +214,7 @@ holds = Table(
     PrimaryKeyConstraint("id", name="pk_licenzy_holds"),
     UniqueConstraint("mode", "subject_ref", "idempotency_key", name="uq_licenzy_holds_key"),
     Index("ix_licenzy_holds_expiry", "mode", "status", "expires_at"),
+    **MYSQL_OPTIONS,
 )
 
 processed_events = Table(
@@ -219,6 +228,7 @@ processed_events = Table(
     Column("processed_at", UTCDateTime(), nullable=False),
     Column("subject_ref", Key(REF), nullable=True),
     PrimaryKeyConstraint("mode", "event_id", name="pk_licenzy_processed_events"),
+    **MYSQL_OPTIONS,
 )
 
 watermarks = Table(
@@ -228,6 +238,7 @@ watermarks = Table(
     Column("event_created", BigInteger(), nullable=False),
     Column("event_id", Key(REF), nullable=False),
     PrimaryKeyConstraint("mode", "object_id", name="pk_licenzy_watermarks"),
+    **MYSQL_OPTIONS,
 )
 
 checkout_attempts = Table(
@@ -246,6 +257,7 @@ checkout_attempts = Table(
     PrimaryKeyConstraint("id", name="pk_licenzy_checkout_attempts"),
     UniqueConstraint("mode", "idempotency_key", name="uq_licenzy_checkout_attempts_key"),
     Index("ix_licenzy_checkout_attempts_session", "mode", "stripe_session_id"),
+    **MYSQL_OPTIONS,
 )
 
 customers = Table(
@@ -256,6 +268,7 @@ customers = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("mode", "subject_ref", name="pk_licenzy_customers"),
     UniqueConstraint("mode", "stripe_customer_id", name="uq_licenzy_customers_stripe_id"),
+    **MYSQL_OPTIONS,
 )
 
 TABLES = tuple(metadata.sorted_tables)

@@ -405,23 +405,13 @@ class SQLTransaction:
         )
 
     def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
-        expired = (self._in_mode(_HOLDS), _HOLDS.c.status == "held",
-                   _HOLDS.c.expires_at <= now)
-        query = sa.select(_HOLDS).where(*expired).order_by(_HOLDS.c.created_at, _HOLDS.c.id)
+        # Not locked here: whoever settles a hold first locks its subject's entitlement rows
+        # (the core does, for every sweep), which serialises two sweeps of the same hold.
+        query = sa.select(_HOLDS).where(
+            self._in_mode(_HOLDS), _HOLDS.c.status == "held", _HOLDS.c.expires_at <= now,
+        ).order_by(_HOLDS.c.created_at, _HOLDS.c.id)
         if subject_ref is not None:
-            # The caller already holds this subject's row locks.
             query = query.where(_HOLDS.c.subject_ref == subject_ref)
-        else:
-            # A sweep over every subject: take each subject's entitlement locks first, in one
-            # global order, exactly as a spend would, so a concurrent spend or sweep cannot
-            # give the same hold's units back twice and no two sweeps deadlock.
-            subjects = sorted(self._execute(
-                sa.select(_HOLDS.c.subject_ref).where(*expired).distinct()).scalars())
-            if not subjects:
-                return []
-            for subject in subjects:
-                self.lock_subject(subject)
-            query = query.where(_HOLDS.c.subject_ref.in_(subjects))
         return [_hold(r) for r in self._execute(query).mappings()]
 
     # -- webhooks
@@ -608,6 +598,14 @@ class SQLAlchemyStore:
                     conn.close()
 
     def _read(self, statement: Executable) -> list[Mapping[Any, Any]]:
+        active: SQLTransaction | None = getattr(self._active, "tx", None)
+        if active is not None:
+            # A read inside this thread's transaction joins it, as with InMemoryStore: it
+            # needs no second pooled connection (a full pool would wait on itself), and on
+            # in-memory SQLite, whose one connection is shared, a second checkout's
+            # reset-on-return would roll the transaction back.
+            with _translated():
+                return list(active._conn.execute(statement).mappings())
         with self._turn(), _translated(), self._reader.connect() as conn:
             return list(conn.execute(statement).mappings())
 

@@ -4,7 +4,8 @@ It plays both halves of Stripe. As a *gateway* it answers the customer and Check
 requests ``Licenzy`` makes (with Stripe's idempotency rules, and refusing what Stripe would
 refuse: an unknown price, a one-time price in a subscription session). As an *event source* it
 completes, renews, fails, cancels, refunds and disputes those purchases by producing the event
-payloads Stripe sends (current API shape), signed with the scheme Stripe uses, and delivering
+payloads Stripe sends (current API shape: an invoice event names no payment intent, the
+``invoice_payment.paid`` that follows it does), signed with the scheme Stripe uses, and delivering
 them through ``Licenzy.handle_webhook`` — or through any transport, such as a framework test
 client posting to the mounted webhook route. Nothing is short-circuited: every event goes
 through signature verification and the real processing.
@@ -349,9 +350,9 @@ class StripeSimulator:
     def complete_checkout(self, session: CheckoutSession | str, *,
                           async_payment: bool = False) -> list[Event]:
         """The customer pays: ``checkout.session.completed`` (for a subscription also
-        ``customer.subscription.created`` and ``invoice.paid``). With ``async_payment`` (a
-        bank debit, payment mode only) the session completes unpaid; settle it with
-        :meth:`settle_async_payment`."""
+        ``customer.subscription.created``, ``invoice.paid`` and ``invoice_payment.paid``).
+        With ``async_payment`` (a bank debit, payment mode only) the session completes
+        unpaid; settle it with :meth:`settle_async_payment`."""
         with self._lock:
             cs = self._session(session)
             if cs.status != "open":
@@ -373,6 +374,8 @@ class StripeSimulator:
                 events.append(self.event("customer.subscription.created",
                                          self._subscription_object(sub)))
                 events.append(self.event("invoice.paid", invoice))
+                events.append(self.event("invoice_payment.paid",
+                                         self._invoice_payment_object(invoice, payment)))
             else:
                 metadata = dict((cs.params.get("payment_intent_data") or {}).get("metadata")
                                 or {})
@@ -412,10 +415,12 @@ class StripeSimulator:
             sub = self._subscription_of(subject_ref, product_code)
             self._next_period(sub)
             sub.status, sub.open_invoice = "active", None
-            invoice, _ = self._invoice(sub, "subscription_cycle", paid=True)
+            invoice, payment = self._invoice(sub, "subscription_cycle", paid=True)
             events = [
                 self.event("customer.subscription.updated", self._subscription_object(sub)),
                 self.event("invoice.paid", invoice),
+                self.event("invoice_payment.paid", self._invoice_payment_object(invoice,
+                                                                                payment)),
             ]
         return self._send(events)
 
@@ -450,10 +455,34 @@ class StripeSimulator:
                 raise ValueError(f"subscription {sub.id} has no unpaid invoice")
             invoice = self._pay_invoice(sub, sub.open_invoice)
             sub.open_invoice, previous, sub.status = None, {"status": sub.status}, "active"
+            payment = self._invoice_payment(invoice["id"])
             events = [
                 self.event("invoice.paid", invoice),
+                self.event("invoice_payment.paid", self._invoice_payment_object(invoice,
+                                                                                payment)),
                 self.event("customer.subscription.updated", self._subscription_object(sub),
                            previous_attributes=previous),
+            ]
+        return self._send(events)
+
+    def change_quantity(self, subject_ref: str, quantity: int,
+                        product_code: str | None = None) -> list[Event]:
+        """The customer changes the subscription's quantity mid-period: the subscription is
+        updated and a proration invoice for the rest of the period is paid at once
+        (``customer.subscription.updated``, ``invoice.paid``, ``invoice_payment.paid``)."""
+        if quantity < 1:
+            raise ValueError("quantity must be at least 1")
+        with self._lock:
+            sub = self._subscription_of(subject_ref, product_code)
+            previous, sub.quantity = {"quantity": sub.quantity}, quantity
+            invoice, payment = self._invoice(sub, "subscription_update", paid=True,
+                                             proration=True)
+            events = [
+                self.event("customer.subscription.updated", self._subscription_object(sub),
+                           previous_attributes=previous),
+                self.event("invoice.paid", invoice),
+                self.event("invoice_payment.paid", self._invoice_payment_object(invoice,
+                                                                                payment)),
             ]
         return self._send(events)
 
@@ -596,8 +625,10 @@ class StripeSimulator:
         sub.period_start = self._now()
         sub.period_end = sub.period_start + int(self.period.total_seconds())
 
-    def _invoice(self, sub: _Subscription, reason: str, *,
-                 paid: bool) -> tuple[dict[str, Any], _Payment]:
+    def _invoice(self, sub: _Subscription, reason: str, *, paid: bool,
+                 proration: bool = False) -> tuple[dict[str, Any], _Payment]:
+        """An invoice of the subscription's current period; ``proration``: for the rest of
+        it, after a change (``subscription_update``)."""
         payment = self._new_payment(sub.subject_ref, sub.product_code, sub.customer, {})
         invoice_id = self._id("in")
         payment.invoice, payment.paid = invoice_id, False
@@ -617,20 +648,17 @@ class StripeSimulator:
             "lines": {"object": "list", "has_more": False, "data": [{
                 "id": self._id("il"), "object": "line_item", "amount": payment.amount,
                 "currency": "usd", "quantity": sub.quantity, "invoice": invoice_id,
-                "period": {"start": sub.period_start, "end": sub.period_end},
+                "period": {"start": now if proration else sub.period_start,
+                           "end": sub.period_end},
                 "pricing": {"type": "price_details", "unit_amount_decimal": str(payment.amount),
                             "price_details": {"price": sub.price, "product": "prod_sim"}},
                 "parent": {"type": "subscription_item_details", "invoice_item_details": None,
                            "subscription_item_details": {
                                "subscription": sub.id, "subscription_item": sub.item,
-                               "proration": False}},
+                               "proration": proration}},
             }]},
-            # Included the way an expanded invoice carries it, so refunds can find the invoice.
-            "payments": {"object": "list", "has_more": False, "data": [{
-                "object": "invoice_payment", "invoice": invoice_id, "status": "open",
-                "payment": {"type": "payment_intent",
-                            "payment_intent": payment.payment_intent},
-            }]},
+            # No "payments": Stripe includes it only when the invoice is expanded; the payment
+            # intent is named by the invoice_payment.paid event that follows invoice.paid.
         }
         if paid:
             invoice = self._pay_invoice(sub, invoice)
@@ -640,11 +668,25 @@ class StripeSimulator:
         paid = json.loads(json.dumps(invoice))
         paid.update(status="paid", amount_paid=paid["amount_due"], amount_remaining=0)
         paid["status_transitions"]["paid_at"] = self._now()
-        paid["payments"]["data"][0]["status"] = "paid"
-        pi = paid["payments"]["data"][0]["payment"]["payment_intent"]
-        self._payments[pi].paid = True
+        self._invoice_payment(paid["id"]).paid = True
         sub.latest_invoice = paid["id"]
         return dict(paid)
+
+    def _invoice_payment(self, invoice_id: str) -> _Payment:
+        return next(p for p in self._payments.values() if p.invoice == invoice_id)
+
+    def _invoice_payment_object(self, invoice: dict[str, Any],
+                                payment: _Payment) -> dict[str, Any]:
+        """The ``invoice_payment`` of a paid invoice, as ``invoice_payment.paid`` carries it."""
+        now = self._now()
+        return {
+            "id": f"inpay_{payment.payment_intent.removeprefix('pi_')}",
+            "object": "invoice_payment", "livemode": False, "created": now,
+            "currency": "usd", "invoice": invoice["id"], "is_default": True,
+            "amount_paid": payment.amount, "amount_requested": payment.amount,
+            "status": "paid", "status_transitions": {"canceled_at": None, "paid_at": now},
+            "payment": {"type": "payment_intent", "payment_intent": payment.payment_intent},
+        }
 
     def _session_object(self, cs: _Session) -> dict[str, Any]:
         params = cs.params

@@ -12,6 +12,7 @@ module, so that this revision creates the same tables whatever later versions ch
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -25,6 +26,7 @@ depends_on = None
 REF = 255
 ID = 128
 MODE = 8
+MYSQL_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
 def key(length: int) -> sa.types.TypeEngine[str]:
@@ -71,6 +73,7 @@ def upgrade() -> None:
         sa.Column("access_until", instant(), nullable=True),
         sa.Column("requires_units", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_licenzy_entitlements"),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_licenzy_entitlements_subject", "licenzy_entitlements",
                     ["mode", "subject_ref"])
@@ -98,6 +101,7 @@ def upgrade() -> None:
         sa.Column("reference", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("seq", name="pk_licenzy_ledger"),
         sa.UniqueConstraint("id", name="uq_licenzy_ledger_id"),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_licenzy_ledger_subject", "licenzy_ledger",
                     ["mode", "subject_ref", "seq"])
@@ -113,6 +117,7 @@ def upgrade() -> None:
         sa.Column("created_at", instant(), nullable=False),
         sa.PrimaryKeyConstraint("mode", "subject_ref", "idempotency_key",
                                 name="pk_licenzy_usage_records"),
+        **MYSQL_OPTIONS,
     )
 
     op.create_table(
@@ -131,6 +136,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_licenzy_holds"),
         sa.UniqueConstraint("mode", "subject_ref", "idempotency_key",
                             name="uq_licenzy_holds_key"),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_licenzy_holds_expiry", "licenzy_holds",
                     ["mode", "status", "expires_at"])
@@ -146,6 +152,7 @@ def upgrade() -> None:
         sa.Column("processed_at", instant(), nullable=False),
         sa.Column("subject_ref", key(REF), nullable=True),
         sa.PrimaryKeyConstraint("mode", "event_id", name="pk_licenzy_processed_events"),
+        **MYSQL_OPTIONS,
     )
 
     op.create_table(
@@ -155,6 +162,7 @@ def upgrade() -> None:
         sa.Column("event_created", sa.BigInteger(), nullable=False),
         sa.Column("event_id", key(REF), nullable=False),
         sa.PrimaryKeyConstraint("mode", "object_id", name="pk_licenzy_watermarks"),
+        **MYSQL_OPTIONS,
     )
 
     op.create_table(
@@ -173,6 +181,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_licenzy_checkout_attempts"),
         sa.UniqueConstraint("mode", "idempotency_key",
                             name="uq_licenzy_checkout_attempts_key"),
+        **MYSQL_OPTIONS,
     )
     op.create_index("ix_licenzy_checkout_attempts_session", "licenzy_checkout_attempts",
                     ["mode", "stripe_session_id"])
@@ -186,6 +195,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("mode", "subject_ref", name="pk_licenzy_customers"),
         sa.UniqueConstraint("mode", "stripe_customer_id",
                             name="uq_licenzy_customers_stripe_id"),
+        **MYSQL_OPTIONS,
     )
 
 
