@@ -79,6 +79,12 @@ def test_a_missing_driver_names_the_extra_to_install(url: str, extra: str) -> No
         SQLAlchemyStore(url)
 
 
+@pytest.mark.parametrize("url", ["oracle+oracledb://u@h/db", "mssql+pyodbc://u@h/db"])
+def test_other_databases_are_refused_up_front(url: str) -> None:
+    with pytest.raises(ValueError, match="unsupported database"):
+        SQLAlchemyStore(url)
+
+
 def test_the_repr_hides_the_password() -> None:
     store = SQLAlchemyStore("postgresql+psycopg://app:s3cret@127.0.0.1:1/db")
     try:

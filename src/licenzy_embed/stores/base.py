@@ -25,7 +25,7 @@ store:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -145,6 +145,6 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def sorted_oldest_first(records: Iterator[EntitlementRecord] | list[EntitlementRecord]
-                        ) -> list[EntitlementRecord]:
+def sorted_oldest_first(records: Iterable[EntitlementRecord]) -> list[EntitlementRecord]:
+    """The order every store returns a subject's entitlements in: (created_at, id)."""
     return sorted(records, key=lambda r: (r.created_at, r.id))

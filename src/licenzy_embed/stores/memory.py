@@ -27,7 +27,7 @@ from ..records import (
     UsageRecord,
     Watermark,
 )
-from .base import DuplicateKey, UnitsConflict
+from .base import DuplicateKey, UnitsConflict, sorted_oldest_first
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -77,7 +77,7 @@ class _MemoryTransaction:
     # -- entitlements
     def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
         ids = self._t.by_subject.get((self.mode, subject_ref), [])
-        return [self._t.entitlements[(self.mode, i)] for i in ids]
+        return sorted_oldest_first([self._t.entitlements[(self.mode, i)] for i in ids])
 
     def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
         return self._t.entitlements.get((self.mode, entitlement_id))
@@ -98,7 +98,7 @@ class _MemoryTransaction:
             r for (m, _), r in self._t.entitlements.items()
             if m == self.mode and all(getattr(r, k) == v for k, v in wanted.items())
         ]
-        return sorted(found, key=lambda r: (r.created_at, r.id))
+        return sorted_oldest_first(found)
 
     def insert_entitlement(self, record: EntitlementRecord) -> None:
         key = (self.mode, record.id)
@@ -270,7 +270,7 @@ class InMemoryStore:
         self._check()
         with self._lock:
             ids = self._tables.by_subject.get((mode, subject_ref), [])
-            return [self._tables.entitlements[(mode, i)] for i in ids]
+            return sorted_oldest_first([self._tables.entitlements[(mode, i)] for i in ids])
 
     def get_entitlement(self, mode: str, entitlement_id: str) -> EntitlementRecord | None:
         self._check()

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -71,12 +71,11 @@ from .base import DuplicateKey, UnitsConflict
 
 __all__ = ["SQLAlchemyStore", "migrate"]
 
-R = TypeVar("R")
-
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Execution options read by the SQLite BEGIN listener.
 SQLITE_BEGIN_OPTION = "licenzy_sqlite_begin"
 SQLITE_BUSY_OPTION = "licenzy_sqlite_busy_timeout"
+SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
 _DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -91,6 +90,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings the store's concurrency guarantees rely on."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    if backend not in SUPPORTED:
+        raise ValueError(f"unsupported database {backend!r}: use SQLite, PostgreSQL or "
+                         "MariaDB/MySQL")
     options: dict[str, Any] = {"pool_pre_ping": True}
     if backend in ("postgresql", "mysql", "mariadb"):
         options["isolation_level"] = "READ COMMITTED"
@@ -101,7 +103,10 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             # store serialises its use (see SQLAlchemyStore._serial).
             options["poolclass"] = StaticPool
             options["connect_args"]["check_same_thread"] = False
+    connect_args = {**options.get("connect_args", {}), **kwargs.pop("connect_args", {})}
     options.update(kwargs)
+    if connect_args:
+        options["connect_args"] = connect_args
     try:
         engine = sa.create_engine(url, **options)
     except ImportError as exc:
@@ -528,7 +533,7 @@ class SQLAlchemyStore:
         else:
             raise ValueError("SQLAlchemyStore needs a database URL or a SQLAlchemy Engine")
         self.dialect = self.engine.dialect.name
-        if self.dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        if self.dialect not in SUPPORTED:
             raise ValueError(f"unsupported database {self.dialect!r}: use SQLite, PostgreSQL "
                              "or MariaDB/MySQL")
         self._writer: Engine
