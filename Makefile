@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check src integrations tests example_apps
+	$(BIN)/ruff check src integrations tests example_apps benchmarks
 	$(BIN)/mypy src/licenzy_embed integrations
 	$(BIN)/pytest $(PYTEST_ARGS)
 
