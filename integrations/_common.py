@@ -28,9 +28,11 @@ RequestT = TypeVar("RequestT")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 SIGNATURE_HEADER = "Stripe-Signature"
-# CORS preflight carries no credentials; denying it would break every browser client
-# (Flask-Login exempts it the same way).
-EXEMPT_METHODS = frozenset({"OPTIONS"})
+# CORS preflight carries no credentials; denying it would break every browser client. But the
+# protected view must not run for it either (Django hands every method to a function view, so
+# an OPTIONS request would get the paid content, or the metered work, for free): the decorators
+# answer it with an empty 200 of their own instead (CORS middleware adds its headers to that).
+PREFLIGHT_METHODS = frozenset({"OPTIONS"})
 
 #: ``units`` for ``consumes_usage``: a fixed number, or a function of the request.
 Units = int | Callable[[RequestT], int]
@@ -70,16 +72,17 @@ def denial(error: LicenzyError) -> tuple[int, dict[str, Any]]:
 def subject_ref(value: object) -> str:
     """Turn what a resolver returned into a subject_ref, or raise ``Unauthenticated``.
 
-    Resolvers may return a primary key (Django's ``user.pk`` is usually an int); ``None`` and
+    Resolvers may return a primary key (Django's ``user.pk`` is an int or a UUID); ``None`` and
     the empty string mean "nobody", so a resolver never has to raise to deny."""
     if value is None or value == "":
         raise Unauthenticated()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+    if isinstance(value, int | uuid.UUID) and not isinstance(value, bool):
+        return str(value)  # an integer or UUID primary key, as Django's ``user.pk`` may be
     if isinstance(value, str):
         return validation.subject_ref(value)
     raise TypeError(
-        f"the subject resolver must return a str, an int or None, not {type(value).__name__}"
+        "the subject resolver must return a str, an int, a UUID or None, "
+        f"not {type(value).__name__}"
     )
 
 

@@ -255,6 +255,11 @@ def _request_index(func: Callable[..., Any], decorator: str) -> int:
     raise TypeError(f'@{decorator} needs a "request" parameter on {func.__qualname__}')
 
 
+def _preflight() -> Response:
+    # Answered here, never by the protected endpoint: it must not run unguarded (see _common).
+    return Response(status_code=200)
+
+
 def _request_of(index: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
     request = kwargs.get("request", args[index] if index < len(args) else None)
     if not isinstance(request, Request):
@@ -279,12 +284,13 @@ def requires_access(func: F | None = None) -> F | Callable[[F], F]:
             @functools.wraps(endpoint)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 request = _request_of(index, args, kwargs)
-                if request.method not in _common.EXEMPT_METHODS:
-                    config = _config(request)
-                    try:
-                        await config.check(request)
-                    except LicenzyError as error:
-                        return config.deny(request, error)
+                if request.method in _common.PREFLIGHT_METHODS:
+                    return _preflight()
+                config = _config(request)
+                try:
+                    await config.check(request)
+                except LicenzyError as error:
+                    return config.deny(request, error)
                 return await endpoint(*args, **kwargs)
 
             return cast(F, async_wrapper)
@@ -292,12 +298,13 @@ def requires_access(func: F | None = None) -> F | Callable[[F], F]:
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = _request_of(index, args, kwargs)
-            if request.method not in _common.EXEMPT_METHODS:
-                config = _config(request)
-                try:
-                    _common.check_access(config.lz, config.subject_sync(request))
-                except LicenzyError as error:
-                    return config.deny(request, error)
+            if request.method in _common.PREFLIGHT_METHODS:
+                return _preflight()
+            config = _config(request)
+            try:
+                _common.check_access(config.lz, config.subject_sync(request))
+            except LicenzyError as error:
+                return config.deny(request, error)
             return endpoint(*args, **kwargs)
 
         return cast(F, sync_wrapper)
@@ -327,8 +334,8 @@ def consumes_usage(units: Units[Request]) -> Callable[[F], F]:
             @functools.wraps(endpoint)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 request = _request_of(index, args, kwargs)
-                if request.method in _common.EXEMPT_METHODS:
-                    return await endpoint(*args, **kwargs)
+                if request.method in _common.PREFLIGHT_METHODS:
+                    return _preflight()
                 config = _config(request)
                 try:
                     reservation = await config.reserve(request, units, view)
@@ -350,8 +357,8 @@ def consumes_usage(units: Units[Request]) -> Callable[[F], F]:
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = _request_of(index, args, kwargs)
-            if request.method in _common.EXEMPT_METHODS:
-                return endpoint(*args, **kwargs)
+            if request.method in _common.PREFLIGHT_METHODS:
+                return _preflight()
             config = _config(request)
             try:
                 reservation = config.reserve_sync(request, units, view)

@@ -189,9 +189,14 @@ def _extension() -> LicenzyFlask:
     return ext
 
 
+def _preflight() -> Response:
+    # Answered here, never by the protected view: it must not run unguarded (see _common).
+    return current_app.make_default_options_response()
+
+
 def _access_denial() -> Response | None:
-    if request.method in _common.EXEMPT_METHODS:
-        return None
+    if request.method in _common.PREFLIGHT_METHODS:
+        return _preflight()
     ext = _extension()
     try:
         _common.check_access(ext.lz, ext.current_subject())
@@ -233,10 +238,10 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
 
 
 def _reserve(units: Units[Any], view: str) -> tuple[Reservation | None, Response | None]:
-    """Hold the units for this request: (hold, None), or (None, denial response); (None, None)
-    for an exempt method."""
-    if request.method in _common.EXEMPT_METHODS:
-        return None, None
+    """Hold the units for this request: (hold, None), or (None, the response to answer instead
+    of running the view: a denial, or a CORS preflight's)."""
+    if request.method in _common.PREFLIGHT_METHODS:
+        return None, _preflight()
     ext = _extension()
     try:
         key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
@@ -249,7 +254,12 @@ def _reserve(units: Units[Any], view: str) -> tuple[Reservation | None, Response
 
 
 def _settle(reservation: Reservation, rv: ResponseReturnValue) -> Response:
-    response = current_app.make_response(rv)
+    try:
+        response = current_app.make_response(rv)
+    except BaseException:
+        # Not a valid response (None, a bad tuple…): Flask answers 500, so nothing is charged.
+        _common.release(reservation)
+        raise
     try:
         _common.settle(reservation, response.status_code)
     except LicenzyError as error:
@@ -274,7 +284,7 @@ def consumes_usage(units: Units[Any]) -> Callable[[F], F]:
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 reservation, denied = _reserve(units, view)
                 if reservation is None:
-                    return denied if denied is not None else await func(*args, **kwargs)
+                    return denied
                 try:
                     rv = await func(*args, **kwargs)
                 except BaseException:
@@ -288,7 +298,7 @@ def consumes_usage(units: Units[Any]) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             reservation, denied = _reserve(units, view)
             if reservation is None:
-                return denied if denied is not None else func(*args, **kwargs)
+                return denied
             try:
                 rv = func(*args, **kwargs)
             except BaseException:

@@ -28,6 +28,12 @@ from .views import current_subject, deny
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _preflight() -> HttpResponse:
+    # Django hands OPTIONS to every function view: answering it here keeps the protected view
+    # from running unguarded (CORS middleware such as django-cors-headers adds its headers).
+    return HttpResponse()
+
+
 def _check(subject: object) -> None:
     _common.check_access(get_settings().licenzy, subject)
 
@@ -47,23 +53,25 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
         if iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                if request.method not in _common.EXEMPT_METHODS:
-                    try:
-                        subject = await sync_to_async(current_subject)(request)
-                        await sync_to_async(_check, thread_sensitive=False)(subject)
-                    except LicenzyError as error:
-                        return await sync_to_async(deny)(request, error)
+                if request.method in _common.PREFLIGHT_METHODS:
+                    return _preflight()
+                try:
+                    subject = await sync_to_async(current_subject)(request)
+                    await sync_to_async(_check, thread_sensitive=False)(subject)
+                except LicenzyError as error:
+                    return await sync_to_async(deny)(request, error)
                 return await func(request, *args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            if request.method not in _common.EXEMPT_METHODS:
-                try:
-                    _check(current_subject(request))
-                except LicenzyError as error:
-                    return deny(request, error)
+            if request.method in _common.PREFLIGHT_METHODS:
+                return _preflight()
+            try:
+                _check(current_subject(request))
+            except LicenzyError as error:
+                return deny(request, error)
             return func(request, *args, **kwargs)
 
         return cast(F, wrapper)
@@ -106,8 +114,8 @@ def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
         if iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                if request.method in _common.EXEMPT_METHODS:
-                    return await func(request, *args, **kwargs)
+                if request.method in _common.PREFLIGHT_METHODS:
+                    return _preflight()
                 try:
                     subject, amount, key = await sync_to_async(_request_terms)(
                         request, units, view)
@@ -134,8 +142,8 @@ def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
 
         @functools.wraps(func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            if request.method in _common.EXEMPT_METHODS:
-                return func(request, *args, **kwargs)
+            if request.method in _common.PREFLIGHT_METHODS:
+                return _preflight()
             try:
                 subject, amount, key = _request_terms(request, units, view)
                 reservation = _reserve(subject, amount, key)

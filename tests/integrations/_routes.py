@@ -92,6 +92,27 @@ def test_webhook_route_refuses_a_forged_signature(http: Http, lz: Licenzy) -> No
     assert (status, body["error"]) == (400, "invalid_signature")
 
 
+def test_webhook_route_refuses_an_event_of_the_other_mode(http: Http, lz: Licenzy) -> None:
+    delivery = Delivery(http, lz)
+    event = delivery.simulator.event("customer.created", {"id": "cus_1", "object": "customer",
+                                                          "livemode": True})
+    event["livemode"] = True
+    status, body = delivery.post(*delivery.simulator.signed(event))
+    assert (status, body["error"]) == (400, "mode_mismatch")
+
+
+def test_webhook_route_verifies_the_exact_bytes_it_was_sent(http: Http, lz: Licenzy) -> None:
+    """No JSON re-serialisation and no charset decoding: odd spacing, key order, escapes
+    and raw UTF-8 in the body still verify, because the signed bytes reach the core as sent."""
+    delivery = Delivery(http, lz)
+    payload = ('{ "id" : "evt_bytes_1", "type":"customer.created", "object":"event",'
+               '"livemode":false, "created": 1772366400, "api_version": "2024-06-20",'
+               '"data":{"object":{"object":"customer","id":"cus_\u00e9","name":"Zoë  ✓"}}}'
+               ).encode()
+    status, body = delivery.post(payload, sign_payload(payload, WEBHOOK_SECRET))
+    assert (status, body.get("outcome")) == (200, "ignored"), body
+
+
 def test_webhook_route_refuses_a_malformed_payload(http: Http, lz: Licenzy) -> None:
     delivery = Delivery(http, lz)
     for payload in (b"{not json", b"[1, 2, 3]", b'{"object": "event"}'):

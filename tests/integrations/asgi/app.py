@@ -88,9 +88,9 @@ def create_app(lz: Licenzy, **options: Any) -> Starlette:
     app = Starlette(routes=[
         Mount("/billing", routes=billing.routes),
         Route("/async/report", async_report, methods=["GET", "OPTIONS"]),
-        Route("/sync/report", sync_report),
-        Route("/async/generate", async_generate, methods=["POST"]),
-        Route("/sync/generate", sync_generate, methods=["POST"]),
+        Route("/sync/report", sync_report, methods=["GET", "OPTIONS"]),
+        Route("/async/generate", async_generate, methods=["POST", "OPTIONS"]),
+        Route("/sync/generate", sync_generate, methods=["POST", "OPTIONS"]),
         Route("/async/boom", async_boom, methods=["POST"]),
         Route("/sync/boom", sync_boom, methods=["POST"]),
         Route("/async/fail500", async_fail500, methods=["POST"]),

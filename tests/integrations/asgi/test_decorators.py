@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -58,8 +59,17 @@ def test_requires_access_fails_closed_when_the_store_is_down(client: TestClient,
     assert response.json()["error"] == "entitlements_unavailable"
 
 
-def test_options_preflight_is_exempt(client: TestClient) -> None:
-    assert client.options("/async/report").status_code == 200
+@pytest.mark.parametrize("path", ["/async/report", "/sync/report", "/async/generate",
+                                  "/sync/generate"])
+def test_options_preflight_is_answered_without_running_the_endpoint(
+        client: TestClient, lz: Licenzy, path: str) -> None:
+    """An endpoint that lists OPTIONS itself still never runs unguarded (nor uncharged)."""
+    credits(lz, "alice")
+    for headers in ({}, as_user("alice")):
+        response = client.options(path, headers=headers)
+        assert (response.status_code, response.content) == (200, b"")
+    assert remaining(lz, "alice") == 100
+    assert {e.action for e in lz.ledger("alice")} == {"granted"}  # nothing was held
     assert client.get("/async/report").status_code == 401
 
 
@@ -254,3 +264,52 @@ def test_an_endpoint_that_outlives_its_hold_is_not_charged(client: TestClient, l
     response = client.post(f"/{kind}/slow", headers=as_user("alice"))
     assert (response.status_code, response.json()["error"]) == (409, "reservation_expired")
     assert remaining(lz, "alice") == 100
+
+
+def _broken_resolver(request: Request) -> str:
+    raise LookupError("the session backend is down")
+
+
+async def _broken_async_resolver(request: Request) -> str:
+    raise LookupError("the session backend is down")
+
+
+@pytest.mark.parametrize("resolver", [_broken_resolver, _broken_async_resolver])
+@pytest.mark.parametrize("path", ["/async/report", "/sync/report", "/async/generate",
+                                  "/sync/generate"])
+def test_a_raising_resolver_never_lets_the_endpoint_run(lz: Licenzy, path: str,
+                                                        resolver: Any) -> None:
+    """A bug in the app's resolver is a 500, never an allow, and holds nothing."""
+    credits(lz, "alice")
+    lz.grant("alice", "WEEK_PASS", reason="test")
+    app = create_app(lz, subject_resolver=resolver)
+    method = "GET" if path.endswith("report") else "POST"
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.request(method, path, headers=as_user("alice"))
+    assert response.status_code == 500
+    assert "report" not in response.text and "generated" not in response.text
+    assert remaining(lz, "alice") == 100
+
+
+def test_a_streaming_response_is_charged_before_its_body_is_sent(lz: Licenzy) -> None:
+    """The hold is settled on the response the endpoint returns, before the first chunk: a
+    stream that fails part-way stays charged (as the README says)."""
+    seen: list[int] = []
+
+    @consumes_usage(10)
+    async def stream(request: Request) -> Response:
+        async def body() -> Any:
+            seen.append(remaining(lz, "alice"))  # already charged when streaming starts
+            yield b"first chunk"
+            raise RuntimeError("the stream broke")
+
+        return StreamingResponse(body())
+
+    credits(lz, "alice")
+    app = Starlette(routes=[Route("/stream", stream, methods=["POST"])])
+    app.state.licenzy = LicenzyASGI(lz, subject_resolver=lambda request: "alice")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/stream")
+    assert response.status_code == 200  # the status went out before the stream broke
+    assert seen == [90]
+    assert remaining(lz, "alice") == 90

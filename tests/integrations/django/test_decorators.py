@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -92,8 +93,18 @@ def test_async_views_through_the_asgi_handler(lz: Licenzy, alice: Any, bob: Any)
     assert asyncio.run(scenario()) == [200, 402, 401, 503]
 
 
-def test_options_preflight_is_exempt(lz: Licenzy) -> None:
-    assert Client().options("/sync/report").status_code == 200
+@pytest.mark.parametrize("path", ["/sync/report", "/async/report", "/class/report",
+                                  "/sync/generate", "/async/generate"])
+def test_options_preflight_is_answered_without_running_the_view(lz: Licenzy, client: Client,
+                                                                alice: Any, path: str) -> None:
+    """Django hands OPTIONS to every function view: the decorator answers the preflight
+    itself, so neither the paid content nor the metered work is given away for free."""
+    credits(lz, subject(alice))
+    for anyone in (Client(), client):
+        response = anyone.options(path)
+        assert (response.status_code, response.content) == (200, b"")
+    assert remaining(lz, subject(alice)) == 100
+    assert {e.action for e in lz.ledger(subject(alice))} == {"granted"}  # nothing was held
     assert Client().get("/sync/report").status_code == 401
 
 
@@ -253,4 +264,39 @@ def test_a_view_that_outlives_its_hold_is_not_charged(client: Client, lz: Licenz
     credits(lz, subject(alice))
     response = client.post(f"/{kind}/slow")
     assert (response.status_code, response.json()["error"]) == (409, "reservation_expired")
+    assert remaining(lz, subject(alice)) == 100
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_uuid_primary_key_is_a_subject(lz: Licenzy, kind: str) -> None:
+    """Custom user models often have a UUID pk: the default resolver returns ``user.pk``, so
+    a UUID must be a subject (its str), not a 500 on every request."""
+    pk = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    lz.grant(str(pk), "WEEK_PASS", reason="test")
+    with licenzy_settings(lz, SUBJECT_RESOLVER=lambda request: pk):
+        response = Client(raise_request_exception=False).get(f"/{kind}/report")
+    assert response.status_code == 200
+
+
+def _broken_resolver(request: Any) -> str:
+    raise LookupError("the session backend is down")
+
+
+@pytest.mark.parametrize("path", ["/sync/report", "/async/report", "/class/report",
+                                  "/sync/generate", "/async/generate"])
+def test_a_raising_resolver_or_a_missing_setting_never_lets_the_view_run(
+        client: Client, lz: Licenzy, alice: Any, path: str) -> None:
+    """A bug in the app's resolver, or LICENZY gone, is a 500 — never an allow — and holds
+    nothing."""
+    credits(lz, subject(alice))
+    lz.grant(subject(alice), "WEEK_PASS", reason="test")
+    method = client.get if path.endswith("report") else client.post
+    with licenzy_settings(lz, SUBJECT_RESOLVER=_broken_resolver):
+        response = method(path)
+    assert response.status_code == 500
+    assert b"report" not in response.content and b"generated" not in response.content
+    with override_settings(LICENZY=None):
+        response = method(path)
+    assert response.status_code == 500
+    assert b"report" not in response.content and b"generated" not in response.content
     assert remaining(lz, subject(alice)) == 100

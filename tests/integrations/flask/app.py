@@ -64,6 +64,16 @@ def create_app(lz: Licenzy, **options: Any) -> Flask:
     async def async_fail500() -> tuple[dict[str, Any], int]:
         return {"error": "upstream"}, 500
 
+    @app.post("/sync/invalid")
+    @consumes_usage(10)
+    def sync_invalid() -> None:
+        return None  # not a response: Flask raises TypeError
+
+    @app.post("/async/invalid")
+    @consumes_usage(10)
+    async def async_invalid() -> None:
+        return None
+
     @app.post("/sync/missing")
     @consumes_usage(10)
     def sync_missing() -> None:

@@ -61,11 +61,16 @@ def test_expired_access_is_denied(client: FlaskClient, lz: Licenzy) -> None:
     assert client.get("/sync/report", headers=as_user("alice")).status_code == 402
 
 
-def test_options_preflight_is_exempt(client: FlaskClient, lz: Licenzy) -> None:
+def test_options_preflight_is_answered_without_running_the_view(client: FlaskClient,
+                                                                lz: Licenzy) -> None:
+    """A view that lists OPTIONS itself still never runs unguarded (nor uncharged) for it."""
     credits(lz, "alice")
-    response = client.open("/sync/guarded-preflight", method="OPTIONS")
-    assert response.status_code == 200
+    for headers in ({}, as_user("alice")):
+        response = client.open("/sync/guarded-preflight", method="OPTIONS", headers=headers)
+        assert (response.status_code, response.data) == (200, b"")
+        assert set(response.headers["Allow"].split(", ")) >= {"GET", "OPTIONS"}
     assert remaining(lz, "alice") == 100
+    assert {e.action for e in lz.ledger("alice")} == {"granted"}  # nothing was held
     assert client.get("/sync/guarded-preflight").status_code == 401
 
 
@@ -113,6 +118,18 @@ def test_consumes_usage_charges_nothing_for_a_500_response(client: FlaskClient, 
     assert response.status_code == 500
     assert response.json == {"error": "upstream"}
     assert remaining(lz, "alice") == 100
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_consumes_usage_releases_the_hold_when_the_view_returns_no_valid_response(
+        client: FlaskClient, lz: Licenzy, kind: str) -> None:
+    """Flask cannot make a response of None: that 500 must give the units back at once,
+    not leave them held until the hold expires."""
+    credits(lz, "alice")
+    response = client.post(f"/{kind}/invalid", headers=as_user("alice"))
+    assert response.status_code == 500
+    assert remaining(lz, "alice") == 100
+    assert [e.action for e in lz.ledger("alice")].count("released") == 1
 
 
 def test_consumes_usage_charges_nothing_for_an_aborted_view(client: FlaskClient,
@@ -317,4 +334,23 @@ def test_a_view_that_outlives_its_hold_is_not_charged(client: FlaskClient,
     response = client.post("/sync/slow", headers=as_user("alice"))
     assert response.status_code == 409
     assert response.json is not None and response.json["error"] == "reservation_expired"
+    assert remaining(lz, "alice") == 100
+
+
+@pytest.mark.parametrize("path", ["/sync/report", "/async/report", "/sync/generate",
+                                  "/async/generate"])
+def test_a_raising_subject_loader_never_lets_the_view_run(app: Flask, lz: Licenzy,
+                                                          path: str) -> None:
+    """A bug in the app's loader is a 500, never an allow, and holds nothing."""
+    credits(lz, "alice")
+    lz.grant("alice", "WEEK_PASS", reason="test")
+
+    def broken() -> str:
+        raise LookupError("the session backend is down")
+
+    app.extensions["licenzy"].subject_loader(broken)
+    method = "get" if path.endswith("report") else "post"
+    response = app.test_client().open(path, method=method, headers=as_user("alice"))
+    assert response.status_code == 500
+    assert b"report" not in response.data and b"generated" not in response.data
     assert remaining(lz, "alice") == 100
