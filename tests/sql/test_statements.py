@@ -8,6 +8,7 @@ one statement more per entitlement touched.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -151,3 +152,34 @@ def test_the_counter_sees_every_statement(open_licenzy: Callable[..., Licenzy]) 
         conn.exec_driver_sql("SELECT 1")
         conn.exec_driver_sql("SELECT 2")
     assert counter.counts["ledger"] == 2
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_on_postgresql_the_access_check_is_its_select_alone(
+        open_licenzy: Callable[..., Licenzy]) -> None:
+    """The access check runs in autocommit on PostgreSQL: no BEGIN before its SELECT and no
+    ROLLBACK when its connection goes back to the pool (one round trip, plus the pool's
+    pre-ping). libpq's own trace shows what went over the wire."""
+    lz = open_licenzy()
+    lz.grant("user_1", "WEEK_PASS", reason="t")
+    assert lz.check_access("user_1")  # warm: the pool now holds one connection
+    engine = lz.store.engine  # type: ignore[attr-defined]
+    (record,) = list(engine.pool._pool.queue)
+    pgconn = record.dbapi_connection.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        try:
+            assert lz.check_access("user_1")
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        fields = [line.rstrip("\n").split("\t") for line in trace]
+    # libpq trace lines: timestamp, F (frontend) or B, length, message, details
+    sent = [" ".join(f[3:]) for f in fields if len(f) > 3 and f[1] == "F"]
+    queries = [m for m in sent if m.startswith("Query")]
+    assert not [q for q in queries if "BEGIN" in q or "ROLLBACK" in q], sent
+    assert len([m for m in sent if m.startswith("Parse")]) == 1, sent  # the SELECT itself
+    # the write path is untouched: still READ COMMITTED transactions
+    with lz.store.transaction("test") as tx:  # type: ignore[attr-defined]
+        level = tx._conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+    assert level == "read committed"

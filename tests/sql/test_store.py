@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -277,6 +278,51 @@ def test_the_duplicate_race_has_one_winner(backend: str, sql_store: SQLAlchemySt
         t.join()
     assert sorted(outcomes) == ["duplicate"] * (n - 1) + ["won"]
     assert all(sql_store.get_processed_event("test", f"evt_after_{i}") for i in range(n))
+
+
+# ---------------------------------------------------------------------------- lock order
+def test_a_row_granted_mid_spend_cannot_deadlock_two_spends(backend: str,
+                                                            sql_store: SQLAlchemyStore) -> None:
+    """A spend locks its subject's rows, and locks them again later in the same transaction
+    (after sweeping holds, to read what it gave back). An entitlement granted in between,
+    which sorts before the rows already held (on MariaDB rows lock in id order, on PostgreSQL
+    in (created_at, id) order), must not be locked by that second call: a spend starting
+    meanwhile locks it first and waits for the others, and the two would deadlock."""
+    if backend == "sqlite":
+        pytest.skip("SQLite has one writer at a time: a grant cannot land mid-spend")
+    with sql_store.transaction("test") as tx:
+        tx.insert_entitlement(record("user_1", entitlement_id="ent_m"))
+        tx.insert_entitlement(record("user_1", entitlement_id="ent_n"))
+    first_locked, granted = threading.Event(), threading.Event()
+    seen: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def spend(name: str, *, waits: bool) -> None:
+        try:
+            with sql_store.transaction("test") as tx:
+                seen[name + " first"] = [r.id for r in tx.lock_subject("user_1")]
+                if waits:
+                    first_locked.set()
+                    assert granted.wait(30)
+                    time.sleep(0.5)  # the other spend has locked the new row and waits
+                    seen[name + " again"] = [r.id for r in tx.lock_subject("user_1")]
+        except BaseException as exc:  # pragma: no cover - the failure being tested
+            errors.append(exc)
+
+    holder = threading.Thread(target=spend, args=("holder",), kwargs={"waits": True})
+    holder.start()
+    assert first_locked.wait(30)
+    with sql_store.transaction("test") as tx:  # sorts first in either order
+        tx.insert_entitlement(record("user_1", entitlement_id="ent_a",
+                                     created_at=START - timedelta(days=1)))
+    newcomer = threading.Thread(target=spend, args=("newcomer",), kwargs={"waits": False})
+    newcomer.start()
+    granted.set()
+    holder.join(60)
+    newcomer.join(60)
+    assert errors == []
+    assert seen == {"holder first": ["ent_m", "ent_n"], "holder again": ["ent_m", "ent_n"],
+                    "newcomer first": ["ent_a", "ent_m", "ent_n"]}
 
 
 # ---------------------------------------------------------------------------- modes

@@ -5,7 +5,9 @@ How each guarantee of the store Protocol (``stores/base.py``) is met in SQL:
 
 * **Serialised spends.** ``lock_subject`` is ``SELECT … FOR UPDATE`` over the subject's
   entitlement rows, in one order (created_at, id) so two transactions never lock them in
-  opposite orders. PostgreSQL and MariaDB run write transactions at READ COMMITTED: a
+  opposite orders; locking the subject again in the same transaction re-reads the rows it
+  holds and never takes a row committed since (that would be a lock out of order).
+  PostgreSQL and MariaDB run write transactions at READ COMMITTED: a
   transaction that waited for the lock then reads the rows, idempotency records and holds the
   other one committed, instead of a snapshot from before it waited. SQLite has no row locks:
   every write transaction starts with ``BEGIN IMMEDIATE`` (taking the database's one write
@@ -267,6 +269,8 @@ class SQLTransaction:
         self.mode = mode
         self._conn = conn
         self._dialect = conn.dialect.name
+        # subject_ref -> ids of its entitlement rows this transaction holds locked
+        self._locked: dict[str, set[str]] = {}
 
     def _execute(self, statement: Executable) -> CursorResult[Any]:
         with _translated():
@@ -298,13 +302,26 @@ class SQLTransaction:
 
     # -- entitlements
     def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
-        rows = self._execute(
-            sa.select(_ENT)
-            .where(self._in_mode(_ENT), _ENT.c.subject_ref == subject_ref)
-            .order_by(_ENT.c.created_at, _ENT.c.id)
-            .with_for_update()
-        ).mappings()
-        return [_entitlement(r) for r in rows]
+        held = self._locked.get(subject_ref)
+        if held is None:
+            which = _ENT.c.subject_ref == subject_ref
+        elif not held:
+            return []
+        else:
+            # Locked already: read those rows again (their values now), with a plain read —
+            # they are ours until the end — and take no new row another transaction
+            # committed since. Locking one now, after rows that sort after it, or merely
+            # waiting for it in a scan, would deadlock with a spend that began meanwhile,
+            # holds it and waits for ours. This transaction is ordered before that grant.
+            which = _ENT.c.id.in_(sorted(held))
+        query = (sa.select(_ENT).where(self._in_mode(_ENT), which)
+                 .order_by(_ENT.c.created_at, _ENT.c.id))
+        if held is None:
+            query = query.with_for_update()
+        records = [_entitlement(r) for r in self._execute(query).mappings()]
+        if held is None:
+            self._locked[subject_ref] = {r.id for r in records}
+        return records
 
     def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
         row = self._execute(
@@ -335,6 +352,8 @@ class SQLTransaction:
 
     def insert_entitlement(self, record: EntitlementRecord) -> None:
         self._insert(_ENT, _values(record) | {"mode": self.mode}, record.id)
+        if record.subject_ref in self._locked:
+            self._locked[record.subject_ref].add(record.id)  # our own row: locked too
 
     def save_entitlement(self, record: EntitlementRecord) -> None:
         values = _values(record)
@@ -547,7 +566,14 @@ class SQLAlchemyStore:
             # A URL engine is READ COMMITTED already; an app's engine may not be.
             self._writer = self.engine if self._owns_engine else self.engine.execution_options(
                 isolation_level="READ COMMITTED")
-            self._reader = self.engine
+            # Plain reads are single statements. On PostgreSQL they run in autocommit, so an
+            # access check is the SELECT alone: no BEGIN before it and no ROLLBACK when its
+            # connection goes back to the pool (psycopg sends neither for an idle autocommit
+            # connection, and switching autocommit on and off is local to the driver). Not on
+            # MariaDB: PyMySQL switches autocommit with a round trip each way and sends the
+            # pool's ROLLBACK anyway, so there autocommit would add round trips, not save them.
+            self._reader = (self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                            if self.dialect == "postgresql" else self.engine)
         # One in-memory SQLite connection is shared by every thread: take turns on it.
         self._serial: threading.RLock | None = (
             threading.RLock() if _is_memory_sqlite(self.engine) else None)
