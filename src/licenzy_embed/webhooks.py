@@ -755,10 +755,16 @@ class _Application:
         if record.units_granted is None:
             self.change(target, "updated", f"{self.ev.type}: period paid", period_key=str(start))
             return
-        delta = record.units_granted - (record.usage_remaining or 0)
+        # Units held by requests still in flight come back to this entitlement when those
+        # holds settle; the new period's balance leaves room for them instead of handing them
+        # out twice (the entitlement row is locked, so no hold settles meanwhile).
+        held = sum(units for hold in self.tx.open_holds(record.subject_ref)
+                   for entitlement_id, units in hold.allocations if entitlement_id == record.id)
+        fresh = max(record.units_granted - held, 0)
         self.change(target, "units_reset",
-                    f"{self.ev.type}: {record.units_granted} units for the paid period",
-                    units_delta=delta, usage_remaining=record.units_granted,
+                    f"{self.ev.type}: {record.units_granted} units for the paid period"
+                    + (f", {held} of them held by requests in flight" if held else ""),
+                    units_delta=fresh - (record.usage_remaining or 0), usage_remaining=fresh,
                     period_key=str(start))
 
     # -- the refund and dispute part

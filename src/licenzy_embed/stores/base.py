@@ -55,7 +55,11 @@ class StoreTransaction(Protocol):
 
     # entitlements
     def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
-        """Lock and return all the subject's entitlements, oldest first (created_at, id)."""
+        """Lock and return all the subject's entitlements, oldest first (created_at, id).
+
+        A later call in the same transaction returns the same rows, re-read (plus rows this
+        transaction inserted) — not rows another transaction committed meanwhile: waiting on
+        those after already holding locks is how two spends deadlock."""
 
     def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
         """Lock and return one entitlement."""
@@ -91,6 +95,11 @@ class StoreTransaction(Protocol):
     def insert_hold(self, hold: HoldRecord) -> None: ...
 
     def save_hold(self, hold: HoldRecord) -> None: ...
+
+    def open_holds(self, subject_ref: str) -> list[HoldRecord]:
+        """The subject's holds still ``held`` (expired or not): units that will come back to
+        their entitlements when released, which a period's unit reset must not hand out
+        again."""
 
     def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
         """Holds still ``held`` whose ``expires_at`` <= now (of one subject, or all)."""

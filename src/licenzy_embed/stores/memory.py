@@ -154,6 +154,13 @@ class _MemoryTransaction:
     def save_hold(self, hold: HoldRecord) -> None:
         self._put(self._t.holds, (self.mode, hold.id), hold)
 
+    def open_holds(self, subject_ref: str) -> list[HoldRecord]:
+        return sorted(
+            (h for (m, _), h in self._t.holds.items()
+             if m == self.mode and h.status == "held" and h.subject_ref == subject_ref),
+            key=lambda h: (h.created_at, h.id),
+        )
+
     def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
         return sorted(
             (h for (m, _), h in self._t.holds.items()

@@ -428,6 +428,12 @@ class SQLTransaction:
             .values({k: v for k, v in values.items() if k not in ("id", "mode")})
         )
 
+    def open_holds(self, subject_ref: str) -> list[HoldRecord]:
+        query = sa.select(_HOLDS).where(
+            self._in_mode(_HOLDS), _HOLDS.c.subject_ref == subject_ref, _HOLDS.c.status == "held",
+        ).order_by(_HOLDS.c.created_at, _HOLDS.c.id)
+        return [_hold(r) for r in self._execute(query).mappings()]
+
     def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
         # Not locked here: whoever settles a hold first locks its subject's entitlement rows
         # (the core does, for every sweep), which serialises two sweeps of the same hold.
