@@ -114,6 +114,12 @@ class StoreUnavailable(LicenzyError):
     code = "entitlements_unavailable"
     status = 503
 
+    def __init__(self, message: str | None = None, *, retryable: bool = False) -> None:
+        # True when the database broke a deadlock or a serialization conflict: nothing was
+        # written and the very same transaction may simply run again.
+        self.retryable = retryable
+        super().__init__(message)
+
 
 class PaymentProviderError(LicenzyError):
     """Stripe refused or could not be reached while creating a checkout session."""

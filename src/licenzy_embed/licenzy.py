@@ -5,6 +5,7 @@ dispatched after that transaction committed."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,7 +16,7 @@ from .access import AccessDecision, CustomerAccess
 from .catalog import Catalog, Product
 from .clock import Clock, aware, system_clock
 from .entitlement import REVOKED, Entitlement, EntitlementRecord, derive_access
-from .errors import EntitlementNotFound, InvalidRequest, ReservationExpired
+from .errors import EntitlementNotFound, InvalidRequest, ReservationExpired, StoreUnavailable
 from .events import Callback, ChangeEvent, EventBus
 from .ledger import LedgerEntry
 from .mode import Mode, mode_from_key
@@ -34,6 +35,7 @@ logger = logging.getLogger("licenzy_embed")
 T = TypeVar("T")
 
 DEFAULT_HOLD_TTL = timedelta(minutes=5)
+_DEADLOCK_ATTEMPTS = 3
 
 
 class Licenzy:
@@ -77,6 +79,7 @@ class Licenzy:
         self.success_url = success_url
         self.cancel_url = cancel_url
         self._events = EventBus()
+        self._nesting = threading.local()
         self._usage = UsageEngine(self.mode)
         self._init_stripe(stripe_api_key, stripe_webhook_secret, stripe_client)
 
@@ -85,9 +88,26 @@ class Licenzy:
         return aware(self.clock())
 
     def _run(self, work: Callable[[StoreTransaction], tuple[T, list[ChangeEvent]]]) -> T:
-        """Run ``work`` in one store transaction; dispatch its events once it committed."""
-        with self.store.transaction(self.mode) as tx:
-            result, events = work(tx)
+        """Run ``work`` in one store transaction; dispatch its events once it committed.
+
+        A transaction the database aborted to break a deadlock wrote nothing, so it is run
+        again (a few times) rather than turned into a 503 for a request that did nothing
+        wrong. Only the outermost transaction retries: a nested block joined its outer unit
+        of work, which is the one that must start over."""
+        outermost = not getattr(self._nesting, "depth", 0)
+        attempts = _DEADLOCK_ATTEMPTS if outermost else 1
+        for attempt in range(1, attempts + 1):
+            self._nesting.depth = getattr(self._nesting, "depth", 0) + 1
+            try:
+                with self.store.transaction(self.mode) as tx:
+                    result, events = work(tx)
+                break
+            except StoreUnavailable as exc:
+                if not exc.retryable or attempt == attempts:
+                    raise
+                logger.info("licenzy-embed: retrying a transaction after a deadlock (%s)", exc)
+            finally:
+                self._nesting.depth -= 1
         self._events.emit(events)
         return result
 

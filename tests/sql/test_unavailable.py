@@ -152,3 +152,38 @@ def test_a_sqlite_writer_that_waits_too_long_fails_closed(tmp_path: Any) -> None
         blocker.close()
         store.close()
         SQLITE.remove(url)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
+                                     pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_a_deadlock_is_a_retryable_outage(backend: str,
+                                          open_licenzy: Callable[..., Licenzy]) -> None:
+    """Two transactions locking two subjects in opposite orders: the database kills one to
+    break the deadlock, and the store says the transaction may simply run again."""
+    import threading
+
+    lz = open_licenzy()
+    for subject in ("left", "right"):
+        lz.grant(subject, "CREDITS_100", reason="deadlock")
+    both_locked_one = threading.Barrier(2)
+    outcomes: list[BaseException | None] = []
+
+    def lock(first: str, second: str) -> None:
+        try:
+            with lz.store.transaction(lz.mode) as tx:
+                tx.lock_subject(first)
+                both_locked_one.wait(timeout=10)
+                tx.lock_subject(second)
+            outcomes.append(None)
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=lock, args=pair)
+               for pair in (("left", "right"), ("right", "left"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    failed = [o for o in outcomes if o is not None]
+    assert len(outcomes) == 2 and len(failed) == 1, outcomes
+    assert isinstance(failed[0], StoreUnavailable) and failed[0].retryable, failed[0]

@@ -172,6 +172,10 @@ def _unavailable(exc: BaseException) -> StoreUnavailable | None:
         codes = _codes(orig)
         message = str(orig) if orig is not None else str(exc)
         # undefined table: PostgreSQL and MySQL SQLSTATEs, MySQL's errno, SQLite's message
+        # deadlock / serialization failure: PostgreSQL SQLSTATEs, MySQL's errno
+        if codes & {"40P01", "40001", 1213}:
+            return StoreUnavailable(f"the database broke a deadlock: {message.strip()}",
+                                    retryable=True)
         if codes & {"42P01", "42S02", 1146} or "no such table" in message:
             return StoreUnavailable(
                 "the licenzy tables are missing: run `licenzy-embed migrate --url …` or "
