@@ -199,9 +199,10 @@ class Licenzy:
             reservation.status = hold.status
 
     def _release_expired_holds(self, subject_ref: str, now: datetime) -> int:
+        if not self.store.has_expired_holds(self.mode, subject_ref, now):
+            return 0  # the usual case: one plain read, no write transaction, no row locks
+
         def work(tx: StoreTransaction) -> tuple[int, list[ChangeEvent]]:
-            if not tx.expired_holds(subject_ref, now):
-                return 0, []  # the usual case: one cheap read, no row locks
             tx.lock_subject(subject_ref)  # two sweeps of one hold must not both give it back
             return self._usage.expire_holds(tx, subject_ref, now), []
 

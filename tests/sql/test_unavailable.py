@@ -139,8 +139,11 @@ def test_a_sqlite_writer_that_waits_too_long_fails_closed(tmp_path: Any) -> None
         with pytest.raises(StoreUnavailable) as failed:
             lz.consume_usage("user_1", 5, idempotency_key="k")
         assert "locked" in failed.value.message
-        # Plain reads still work while a writer holds the lock (WAL).
+        # Plain reads still work while a writer holds the lock (WAL) — a denied check and a
+        # customer_access too: with no expired hold to release they take no write lock.
         assert lz.check_access("user_1")
+        assert not lz.check_access("user_without_anything")
+        assert lz.customer_access("user_1").has_access
         assert store.list_ledger("test", "user_1") == lz.ledger("user_1")
         assert [e.to_dict() for e in lz.ledger("user_1")] == before[1]
         blocker.execute("ROLLBACK")

@@ -151,6 +151,10 @@ class Store(Protocol):
 
     def get_attempt(self, mode: str, attempt_id: str) -> CheckoutAttempt | None: ...
 
+    def has_expired_holds(self, mode: str, subject_ref: str, now: datetime) -> bool:
+        """Does the subject have a hold still ``held`` past its expiry? A plain read, so the
+        usual answer (no) costs no write transaction (on SQLite, no wait behind writers)."""
+
     def close(self) -> None: ...
 
 

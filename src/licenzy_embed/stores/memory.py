@@ -299,5 +299,11 @@ class InMemoryStore:
         with self._lock:
             return self._tables.attempts.get((mode, attempt_id))
 
+    def has_expired_holds(self, mode: str, subject_ref: str, now: datetime) -> bool:
+        self._check()
+        with self._lock:
+            return any(h.status == "held" and h.expires_at <= now and h.subject_ref == subject_ref
+                       for (m, _), h in self._tables.holds.items() if m == mode)
+
     def close(self) -> None:
         pass

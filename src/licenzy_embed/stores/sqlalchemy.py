@@ -691,6 +691,14 @@ class SQLAlchemyStore:
         rows = self._read(sa.select(t).where(t.c.mode == mode, t.c.id == attempt_id))
         return CheckoutAttempt(**rows[0]) if rows else None
 
+    def has_expired_holds(self, mode: str, subject_ref: str, now: datetime) -> bool:
+        rows = self._read(
+            sa.select(sa.literal(1).label("expired")).where(
+                _HOLDS.c.mode == mode, _HOLDS.c.subject_ref == subject_ref,
+                _HOLDS.c.status == "held", _HOLDS.c.expires_at <= now,
+            ).limit(1))
+        return bool(rows)
+
     def close(self) -> None:
         """Dispose of the engine the store created (an app's own engine stays open)."""
         if self._owns_engine:
