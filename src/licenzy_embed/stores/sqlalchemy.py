@@ -262,6 +262,20 @@ def _ledger(row: Mapping[Any, Any]) -> LedgerEntry:
 
 _ENT = schema.entitlements
 _HOLDS = schema.holds
+
+# The hot path's statement, built once: constructing a SELECT's expression tree on every call
+# cost more than the round trip to the database itself.
+_HAS_ACCESS = (
+    sa.select(sa.literal(1).label("allowed"))
+    .where(
+        _ENT.c.mode == sa.bindparam("mode"),
+        _ENT.c.subject_ref == sa.bindparam("subject_ref"),
+        _ENT.c.access_open == sa.true(),
+        sa.or_(_ENT.c.access_until.is_(None), _ENT.c.access_until > sa.bindparam("now")),
+        sa.or_(_ENT.c.requires_units == sa.false(), _ENT.c.usage_remaining > 0),
+    )
+    .limit(1)
+)
 _ENT_UPDATABLE = [c.name for c in _ENT.c if c.name not in ("id", "mode")]
 
 
@@ -638,7 +652,8 @@ class SQLAlchemyStore:
                 with suppress(sa.exc.SQLAlchemyError):
                     conn.close()
 
-    def _read(self, statement: Executable) -> list[Mapping[Any, Any]]:
+    def _read(self, statement: Executable,
+              params: Mapping[str, Any] | None = None) -> list[Mapping[Any, Any]]:
         active: SQLTransaction | None = getattr(self._active, "tx", None)
         if active is not None:
             # A read inside this thread's transaction joins it, as with InMemoryStore: it
@@ -646,22 +661,12 @@ class SQLAlchemyStore:
             # in-memory SQLite, whose one connection is shared, a second checkout's
             # reset-on-return would roll the transaction back.
             with _translated():
-                return list(active._conn.execute(statement).mappings())
+                return list(active._conn.execute(statement, params).mappings())
         with self._turn(), _translated(), self._reader.connect() as conn:
-            return list(conn.execute(statement).mappings())
+            return list(conn.execute(statement, params).mappings())
 
     def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
-        rows = self._read(
-            sa.select(sa.literal(1).label("allowed"))
-            .where(
-                _ENT.c.mode == mode,
-                _ENT.c.subject_ref == subject_ref,
-                _ENT.c.access_open == sa.true(),
-                sa.or_(_ENT.c.access_until.is_(None), _ENT.c.access_until > now),
-                sa.or_(_ENT.c.requires_units == sa.false(), _ENT.c.usage_remaining > 0),
-            )
-            .limit(1)
-        )
+        rows = self._read(_HAS_ACCESS, {"mode": mode, "subject_ref": subject_ref, "now": now})
         return bool(rows)
 
     def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
