@@ -328,7 +328,6 @@ class Licenzy:
         the gateway (test mode only) and, unless one is given, gets a random webhook secret
         so that even simulated events are signed and verified for real."""
         import secrets as _secrets
-        import threading
 
         from .checkout import CheckoutService, redirect_url
         from .webhooks import WebhookProcessor
