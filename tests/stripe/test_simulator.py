@@ -74,6 +74,20 @@ def test_the_gateway_half_behaves_like_stripe(sim: StripeSimulator) -> None:
         sim.create_checkout_session({**params, "customer": "cus_nobody"}, idempotency_key="k4")
 
 
+def test_a_restarted_app_can_sell_again_to_a_customer_an_earlier_simulator_made(
+        clock: FrozenClock) -> None:
+    # A key-less app on a persistent store, restarted: its new simulator did not create the
+    # Stripe customer the store remembers for the subject, and must not answer 502 for it.
+    store = InMemoryStore()
+    before = Licenzy(store=store, products=catalog(), clock=clock, stripe_webhook_secret="whsec_x")
+    StripeSimulator.for_licenzy(before).complete_checkout(
+        before.create_checkout_session("user_1", "CREDITS_1K", idempotency_key="k1"))
+    after = Licenzy(store=store, products=catalog(), clock=clock, stripe_webhook_secret="whsec_x")
+    session = after.create_checkout_session("user_1", "CREDITS_1K", idempotency_key="k2")
+    StripeSimulator.for_licenzy(after).complete_checkout(session)
+    assert sum(e.usage_remaining or 0 for e in after.entitlements("user_1")) == 2000
+
+
 def test_events_are_signed_for_the_sdk_and_dated_by_the_licenzy_clock(
         lz: Licenzy, sim: StripeSimulator, clock: FrozenClock) -> None:
     session = lz.create_checkout_session("user_1", "PRO_MONTHLY", idempotency_key="k1")

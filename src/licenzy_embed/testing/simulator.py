@@ -223,7 +223,14 @@ class StripeSimulator:
                     "subscription mode, one-time prices payment mode)")
             customer = params.get("customer")
             if customer is not None and customer not in self._customers:
-                raise PaymentProviderError(f"No such customer: '{customer}'")
+                if not str(customer).startswith("cus_sim"):
+                    raise PaymentProviderError(f"No such customer: '{customer}'")
+                # A customer an earlier simulator made: the store (a SQLite file) outlives this
+                # in-memory simulator when a key-less app restarts or runs several processes.
+                self._customers[customer] = {
+                    "id": customer, "object": "customer", "livemode": False,
+                    "created": self._now(), "metadata": {},
+                }
             metadata = dict(params.get("metadata") or {})
             session_id = self._id("cs_test")
             session = _Session(
