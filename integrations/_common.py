@@ -18,7 +18,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from licenzy_embed import validation
-from licenzy_embed.errors import InvalidRequest, InvalidSignature, LicenzyError
+from licenzy_embed.errors import (
+    AccessDenied,
+    InvalidRequest,
+    InvalidSignature,
+    LicenzyError,
+    Unauthenticated,
+)
 from licenzy_embed.licenzy import Licenzy
 from licenzy_embed.usage import Reservation
 
@@ -36,24 +42,6 @@ PREFLIGHT_METHODS = frozenset({"OPTIONS"})
 
 #: ``units`` for ``consumes_usage``: a fixed number, or a function of the request.
 Units = int | Callable[[RequestT], int]
-
-
-class Unauthenticated(LicenzyError):
-    """No subject could be resolved for this request: nobody is signed in."""
-
-    code = "unauthenticated"
-    status = 401
-
-
-class AccessDenied(LicenzyError):
-    """The subject has no available entitlement."""
-
-    code = "access_denied"
-    status = 402
-
-    def __init__(self, subject_ref: str) -> None:
-        self.subject_ref = subject_ref
-        super().__init__("an active subscription, pass or usage pack is required")
 
 
 class WebhookFailed(LicenzyError):

@@ -49,12 +49,12 @@ try:
 except ImportError:  # pragma: no cover - FastAPI is optional on top of Starlette
     _HAS_FASTAPI = False
 
-from licenzy_embed.errors import LicenzyError
+from licenzy_embed.errors import AccessDenied, LicenzyError, Unauthenticated
 from licenzy_embed.licenzy import Licenzy
 from licenzy_embed.usage import Reservation
 
 from . import _common
-from ._common import AccessDenied, Unauthenticated, Units
+from ._common import Units
 
 __all__ = [
     "AccessDenied",

@@ -36,12 +36,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "licenzy_embed.integrations.flask needs Flask: pip install 'licenzy-embed[flask]'"
     ) from exc
 
-from licenzy_embed.errors import LicenzyError
+from licenzy_embed.errors import AccessDenied, LicenzyError, Unauthenticated
 from licenzy_embed.licenzy import Licenzy
 from licenzy_embed.usage import Reservation
 
 from . import _common
-from ._common import AccessDenied, Unauthenticated, Units
+from ._common import Units
 
 __all__ = [
     "AccessDenied",

@@ -24,7 +24,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "licenzy_embed.integrations.django needs Django: pip install 'licenzy-embed[django]'"
     ) from exc
 
-from .._common import AccessDenied, Unauthenticated
+from licenzy_embed.errors import AccessDenied, Unauthenticated
+
 from .conf import get_licenzy
 from .decorators import consumes_usage, requires_access
 

@@ -8,6 +8,7 @@ from .access import AccessDecision, CustomerAccess
 from .catalog import Catalog, Product
 from .entitlement import Entitlement
 from .errors import (
+    AccessDenied,
     EntitlementNotFound,
     IdempotencyConflict,
     InsufficientUsage,
@@ -19,6 +20,7 @@ from .errors import (
     PaymentProviderError,
     ReservationExpired,
     StoreUnavailable,
+    Unauthenticated,
     UnknownProduct,
 )
 from .events import ChangeEvent
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDecision",
+    "AccessDenied",
     "Catalog",
     "ChangeEvent",
     "CustomerAccess",
@@ -52,6 +55,7 @@ __all__ = [
     "ReservationExpired",
     "Store",
     "StoreUnavailable",
+    "Unauthenticated",
     "UnknownProduct",
     "UsageResult",
 ]

@@ -24,6 +24,25 @@ class LicenzyError(Exception):
         return {"error": self.code, "message": self.message}
 
 
+class Unauthenticated(LicenzyError):
+    """No subject could be resolved for the request: nobody is signed in. Raised by the
+    framework adapters, kept here so every denial's code and status live in one module."""
+
+    code = "unauthenticated"
+    status = 401
+
+
+class AccessDenied(LicenzyError):
+    """The subject has no available entitlement (an adapter's ``requires_access``)."""
+
+    code = "access_denied"
+    status = 402
+
+    def __init__(self, subject_ref: str) -> None:
+        self.subject_ref = subject_ref
+        super().__init__("an active subscription, pass or usage pack is required")
+
+
 class InvalidRequest(LicenzyError):
     """The request is malformed: a bad subject_ref, units, product code or missing key."""
 
