@@ -76,3 +76,20 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def asgi_burst(app: Any, path: str, headers: dict[str, str], count: int = 20) -> list[int]:
+    """POST ``path`` ``count`` times at once (asyncio.gather over httpx's ASGI transport) and
+    return the statuses: concurrency through the framework itself, on one event loop."""
+    import asyncio
+
+    import httpx
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            responses = await asyncio.gather(*(client.post(path, headers=headers)
+                                               for _ in range(count)))
+        return [r.status_code for r in responses]
+
+    return asyncio.run(burst())

@@ -6,7 +6,6 @@ import asyncio
 import inspect
 from typing import Any
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,7 +17,7 @@ from licenzy_embed import Licenzy
 from licenzy_embed.errors import LicenzyError
 from licenzy_embed.integrations.asgi import LicenzyASGI, consumes_usage, requires_access
 
-from .._support import credits, remaining
+from .._support import asgi_burst, credits, remaining
 from .app import create_app
 
 KINDS = ["async", "sync"]
@@ -244,15 +243,7 @@ def test_units_may_be_a_function_of_the_request(client: TestClient, lz: Licenzy)
 def test_concurrent_requests_never_overspend(app: Starlette, lz: Licenzy, kind: str) -> None:
     """asyncio.gather of 20 requests for 10 units on 100 units: exactly 10 succeed."""
     credits(lz, "alice")
-
-    async def burst() -> list[int]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            responses = await asyncio.gather(*(
-                client.post(f"/{kind}/generate", headers=as_user("alice")) for _ in range(20)))
-        return [r.status_code for r in responses]
-
-    statuses = asyncio.run(burst())
+    statuses = asgi_burst(app, f"/{kind}/generate", as_user("alice"))
     assert (statuses.count(200), statuses.count(409)) == (10, 10)
     assert remaining(lz, "alice") == 0
 

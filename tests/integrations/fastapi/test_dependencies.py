@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
@@ -18,7 +16,7 @@ from licenzy_embed.integrations.asgi import (
     require_access,
 )
 
-from .._support import credits, remaining
+from .._support import asgi_burst, credits, remaining
 
 KINDS = ["async", "sync"]
 
@@ -200,15 +198,7 @@ def test_units_may_be_a_function_of_the_request(client: TestClient, lz: Licenzy)
 @pytest.mark.parametrize("kind", KINDS)
 def test_concurrent_requests_never_overspend(app: FastAPI, lz: Licenzy, kind: str) -> None:
     credits(lz, "alice")
-
-    async def burst() -> list[int]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            responses = await asyncio.gather(*(
-                client.post(f"/{kind}/generate", headers=as_user("alice")) for _ in range(20)))
-        return [r.status_code for r in responses]
-
-    statuses = asyncio.run(burst())
+    statuses = asgi_burst(app, f"/{kind}/generate", as_user("alice"))
     assert (statuses.count(200), statuses.count(409)) == (10, 10)
     assert remaining(lz, "alice") == 0
 
