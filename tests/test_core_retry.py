@@ -82,9 +82,9 @@ def test_a_nested_block_leaves_the_retry_to_the_outermost_transaction() -> None:
     def outer(tx: Any) -> tuple[int, list[Any]]:
         nonlocal outer_attempts
         outer_attempts += 1
-        return lz._run(inner), []
+        return lz.unit_of_work.run(inner), []
 
     with pytest.raises(StoreUnavailable):
-        lz._run(outer)
+        lz.unit_of_work.run(outer)
     # the outer transaction ran three times; each time its nested block ran once
     assert (outer_attempts, inner_attempts) == (3, 3)

@@ -19,20 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import validation
 from ._ids import new_id
-from .catalog import Product
+from .catalog import Catalog, Product
 from .clock import iso
 from .errors import IdempotencyConflict, InvalidRequest
+from .gateway import StripeGateway
 from .records import CheckoutAttempt, CustomerLink
-from .stores.base import DuplicateKey, StoreTransaction
-
-if TYPE_CHECKING:
-    from .licenzy import Licenzy
+from .stores.base import Store, StoreTransaction
+from .unit_of_work import UnitOfWork
 
 # Stripe limits: client_reference_id holds at most 200 characters, a metadata value 500.
 _CLIENT_REFERENCE_MAX = 200
@@ -81,23 +81,36 @@ class CheckoutSession:
 
 
 class CheckoutService:
-    """``Licenzy.create_checkout_session``, with the Stripe gateway ``Licenzy`` chose."""
+    """``Licenzy.create_checkout_session``. Its collaborators come in explicitly: the unit of
+    work its writes run in (which re-runs the loser of a race for a unique key, so the loser
+    answers what the winner stored), the store for plain reads, the catalog, the clock, and
+    the gateway to Stripe — a callable, because the gateway is built lazily and the testing
+    kit may attach its simulator after construction."""
 
-    def __init__(self, licenzy: Licenzy) -> None:
-        self.lz = licenzy
+    def __init__(self, *, unit_of_work: UnitOfWork, store: Store, mode: str, catalog: Catalog,
+                 now: Callable[[], datetime], gateway: Callable[[], StripeGateway],
+                 success_url: str | None, cancel_url: str | None) -> None:
+        self.unit_of_work = unit_of_work
+        self.store = store
+        self.mode = mode
+        self.catalog = catalog
+        self.now = now
+        self.gateway = gateway
+        self.success_url = success_url
+        self.cancel_url = cancel_url
 
     def create(self, subject_ref: str, product_code: str, *, idempotency_key: str,
                success_url: str | None, cancel_url: str | None) -> CheckoutSession:
         subject_ref = validation.subject_ref(subject_ref)
-        product = self.lz.catalog.get(product_code)
+        product = self.catalog.get(product_code)
         key = validation.idempotency_key(idempotency_key)
         success = redirect_url(
-            success_url if success_url is not None else self.lz.success_url, "success_url")
+            success_url if success_url is not None else self.success_url, "success_url")
         cancel = redirect_url(
-            cancel_url if cancel_url is not None else self.lz.cancel_url, "cancel_url")
+            cancel_url if cancel_url is not None else self.cancel_url, "cancel_url")
         fingerprint = _fingerprint(subject_ref, product.code, success, cancel)
 
-        with self.lz.store.transaction(self.lz.mode) as tx:
+        with self.store.transaction(self.mode) as tx:
             existing = tx.get_attempt_by_key(key)
             link = tx.get_customer(subject_ref)
         if existing is not None:
@@ -105,30 +118,25 @@ class CheckoutService:
 
         customer_id = link.stripe_customer_id if link else self._create_customer(subject_ref)
         params = session_params(subject_ref, product, customer_id, success, cancel)
-        created = self.lz.gateway.create_checkout_session(params, idempotency_key=key)
-        now = self.lz.now()
+        created = self.gateway().create_checkout_session(params, idempotency_key=key)
+        now = self.now()
         attempt = CheckoutAttempt(
-            id=new_id("att"), mode=self.lz.mode, subject_ref=subject_ref,
+            id=new_id("att"), mode=self.mode, subject_ref=subject_ref,
             product_code=product.code, idempotency_key=key, fingerprint=fingerprint,
             status="created", stripe_session_id=created.id, checkout_url=created.url,
             created_at=now, updated_at=now,
         )
 
         def store_attempt(tx: StoreTransaction) -> tuple[CheckoutAttempt | None, list[Any]]:
+            # A concurrent first call with the same key may have committed since our read
+            # (its insert makes ours a DuplicateKey, and the re-run lands here).
             winner = tx.get_attempt_by_key(key)
             if winner is not None:
                 return winner, []
             tx.insert_attempt(attempt)
             return None, []
 
-        try:
-            winner = self.lz._run(store_attempt)
-        except DuplicateKey:
-            # A concurrent first call with the same key committed between our read and insert.
-            with self.lz.store.transaction(self.lz.mode) as tx:
-                winner = tx.get_attempt_by_key(key)
-            if winner is None:
-                raise
+        winner = self.unit_of_work.run(store_attempt)
         if winner is not None:
             return _replay(winner, fingerprint)
         return CheckoutSession.from_attempt(attempt, replayed=False)
@@ -137,12 +145,11 @@ class CheckoutService:
         """One Stripe customer per subject and mode. The Stripe idempotency key is derived from
         the subject, so two processes racing to create it get the same customer from Stripe,
         and the store's unique key settles which link is written."""
-        mode = self.lz.mode
-        customer_id = self.lz.gateway.create_customer(
+        customer_id = self.gateway().create_customer(
             {"metadata": {"subject_ref": subject_ref}},
-            idempotency_key=f"licenzy-customer-{mode}-{_digest(subject_ref)}",
+            idempotency_key=f"licenzy-customer-{self.mode}-{_digest(subject_ref)}",
         )
-        link = CustomerLink(mode, subject_ref, customer_id, self.lz.now())
+        link = CustomerLink(self.mode, subject_ref, customer_id, self.now())
 
         def save(tx: StoreTransaction) -> tuple[str, list[Any]]:
             current = tx.get_customer(subject_ref)
@@ -151,14 +158,7 @@ class CheckoutService:
             tx.insert_customer(link)
             return customer_id, []
 
-        try:
-            return self.lz._run(save)
-        except DuplicateKey:
-            with self.lz.store.transaction(mode) as tx:
-                current = tx.get_customer(subject_ref)
-            if current is None:
-                raise
-            return current.stripe_customer_id
+        return self.unit_of_work.run(save)
 
 
 def session_params(subject_ref: str, product: Product, customer_id: str,

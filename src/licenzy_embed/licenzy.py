@@ -8,41 +8,61 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from . import validation
 from ._ids import new_id
 from .access import AccessDecision, CustomerAccess
 from .catalog import Catalog, Product
+from .checkout import CheckoutService, CheckoutSession, redirect_url
 from .clock import Clock, aware, system_clock
 from .entitlement import REVOKED, Entitlement, EntitlementRecord, derive_access
-from .errors import EntitlementNotFound, InvalidRequest, ReservationExpired, StoreUnavailable
-from .events import Callback, ChangeEvent, EventBus
+from .errors import (
+    EntitlementNotFound,
+    InvalidRequest,
+    PaymentProviderError,
+    ReservationExpired,
+)
+from .events import Callback, ChangeEvent, EventBus, entitlement_updated
+from .gateway import StripeGateway
 from .ledger import LedgerEntry
 from .mode import Mode, mode_from_key
 from .records import HoldRecord
 from .stores.base import Store, StoreTransaction, UnitsConflict
+from .unit_of_work import UnitOfWork
 from .usage import Reservation, UsageEngine, UsageResult
+from .webhooks import WebhookProcessor, WebhookResult, WebhookSecrets
+from .webhooks.signature import SECRET_PREFIX
 
 if TYPE_CHECKING:
     import stripe
 
-    from .checkout import CheckoutSession
-    from .gateway import StripeGateway
-    from .webhooks import WebhookResult
-
 logger = logging.getLogger("licenzy_embed")
-T = TypeVar("T")
 
 DEFAULT_HOLD_TTL = timedelta(minutes=5)
-_DEADLOCK_ATTEMPTS = 3
+KeylessHook = Callable[["Licenzy"], object]
+_keyless_hook: list[KeylessHook] = []  # at most one: set by the testing kit's pytest plugin
+
+
+def when_built_without_key(hook: KeylessHook | None) -> KeylessHook | None:
+    """Run ``hook(lz)`` at the end of building every key-less ``Licenzy`` from now on (None:
+    no longer); returns the hook it replaces. The testing kit's pytest plugin attaches the
+    Stripe simulator this way for the length of a test session; the core itself never
+    imports the testing kit."""
+    previous = _keyless_hook[0] if _keyless_hook else None
+    _keyless_hook.clear()
+    if hook is not None:
+        _keyless_hook.append(hook)
+    return previous
 
 
 class Licenzy:
     """Payment → entitlement → access, inside the app process.
 
-    The Stripe mode (test or live) comes from ``stripe_api_key`` alone; without a key the
-    Stripe simulator of :mod:`licenzy_embed.testing` stands in (test mode only)."""
+    The Stripe mode (test or live) comes from ``stripe_api_key`` alone. Without a key it is
+    in test mode with no way to reach Stripe until a gateway is attached: the simulator of
+    :mod:`licenzy_embed.testing` attaches itself with ``StripeSimulator.for_licenzy(lz)``
+    (and, under pytest, the plugin does so for every key-less instance)."""
 
     def __init__(
         self,
@@ -79,44 +99,20 @@ class Licenzy:
         self.success_url = success_url
         self.cancel_url = cancel_url
         self._events = EventBus()
-        self._nesting = threading.local()
+        # The one unit of work every change runs in (and its one retry policy).
+        self.unit_of_work = UnitOfWork(store, self.mode, self._events)
         self._usage = UsageEngine(self.mode)
         self._init_stripe(stripe_api_key, stripe_webhook_secret, stripe_client)
+        if stripe_api_key is None and _keyless_hook:
+            _keyless_hook[0](self)
 
     # ------------------------------------------------------------------ plumbing
     def now(self) -> datetime:
         return aware(self.clock())
 
-    def _run(self, work: Callable[[StoreTransaction], tuple[T, list[ChangeEvent]]]) -> T:
-        """Run ``work`` in one store transaction; dispatch its events once it committed.
-
-        A transaction the database aborted to break a deadlock wrote nothing, so it is run
-        again (a few times) rather than turned into a 503 for a request that did nothing
-        wrong. Only the outermost transaction retries: a nested block joined its outer unit
-        of work, which is the one that must start over."""
-        outermost = not getattr(self._nesting, "depth", 0)
-        attempts = _DEADLOCK_ATTEMPTS if outermost else 1
-        for attempt in range(1, attempts + 1):
-            self._nesting.depth = getattr(self._nesting, "depth", 0) + 1
-            try:
-                with self.store.transaction(self.mode) as tx:
-                    result, events = work(tx)
-                break
-            except StoreUnavailable as exc:
-                if not exc.retryable or attempt == attempts:
-                    raise
-                logger.info("licenzy-embed: retrying a transaction after a deadlock (%s)", exc)
-            finally:
-                self._nesting.depth -= 1
-        self._events.emit(events)
-        return result
-
     def on(self, event_type: str, callback: Callback) -> None:
         """Call ``callback(ChangeEvent)`` after each committed change of this type."""
         self._events.on(event_type, callback)
-
-    def _emit(self, events: list[ChangeEvent]) -> None:
-        self._events.emit(events)
 
     # ------------------------------------------------------------------ access
     def check_access(self, subject_ref: str) -> AccessDecision:
@@ -153,7 +149,8 @@ class Licenzy:
         units = validation.units(units)
         key = validation.idempotency_key(idempotency_key)
         now = self.now()
-        return self._run(lambda tx: self._usage.consume(tx, subject_ref, units, key, now))
+        return self.unit_of_work.run(
+            lambda tx: self._usage.consume(tx, subject_ref, units, key, now))
 
     def reserve_usage(self, subject_ref: str, units: int, *, idempotency_key: str,
                       ttl: timedelta | None = None) -> Reservation:
@@ -166,8 +163,8 @@ class Licenzy:
         if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
             raise InvalidRequest("ttl must be a positive timedelta")
         now = self.now()
-        hold = self._run(lambda tx: (self._usage.reserve(tx, subject_ref, units, key, now, ttl),
-                                     []))
+        hold = self.unit_of_work.run(
+            lambda tx: (self._usage.reserve(tx, subject_ref, units, key, now, ttl), []))
         return self._reservation(hold)
 
     def get_reservation(self, reservation_id: str) -> Reservation | None:
@@ -184,7 +181,7 @@ class Licenzy:
         if units is not None:
             units = validation.units(units)
         now = self.now()
-        hold, result = self._run(lambda tx: _pair(self._usage.commit(
+        hold, result = self.unit_of_work.run(lambda tx: _pair(self._usage.commit(
             tx, reservation.id, reservation.subject_ref, units, now)))
         reservation.status, reservation.committed_units = hold.status, hold.committed_units
         if result is None:
@@ -193,7 +190,7 @@ class Licenzy:
 
     def _release_reservation(self, reservation: Reservation) -> None:
         now = self.now()
-        hold = self._run(lambda tx: (self._usage.release(
+        hold = self.unit_of_work.run(lambda tx: (self._usage.release(
             tx, reservation.id, reservation.subject_ref, now), []))
         if hold is not None:
             reservation.status = hold.status
@@ -206,7 +203,7 @@ class Licenzy:
             tx.lock_subject(subject_ref)  # two sweeps of one hold must not both give it back
             return self._usage.expire_holds(tx, subject_ref, now), []
 
-        return self._run(work)
+        return self.unit_of_work.run(work)
 
     def release_expired_holds(self) -> int:
         """Release every expired hold of this mode; for a periodic job. Holds are also
@@ -253,9 +250,9 @@ class Licenzy:
                 status=record.status,
             ))
             view = Entitlement.at(record, now)
-            return view, [entitlement_event(view)]
+            return view, [entitlement_updated(view, source="admin")]
 
-        return self._run(work)
+        return self.unit_of_work.run(work)
 
     def revoke(self, entitlement_id: str, *, reason: str) -> Entitlement:
         reason = validation.reason(reason)
@@ -274,9 +271,9 @@ class Licenzy:
                 status=REVOKED,
             ))
             view = Entitlement.at(record, now)
-            return view, [entitlement_event(view)]
+            return view, [entitlement_updated(view, source="admin")]
 
-        return self._run(work)
+        return self.unit_of_work.run(work)
 
     def adjust_usage(self, entitlement_id: str, delta: int, *, reason: str) -> Entitlement:
         """Add (or, with a negative delta, remove) units of a metered entitlement."""
@@ -301,9 +298,9 @@ class Licenzy:
                 units_delta=delta, status=record.status,
             ))
             view = Entitlement.at(record, now)
-            return view, [entitlement_event(view)]
+            return view, [entitlement_updated(view, source="admin")]
 
-        return self._run(work)
+        return self.unit_of_work.run(work)
 
     def _locked_entitlement(self, tx: StoreTransaction, entitlement_id: Any,
                             now: datetime) -> EntitlementRecord:
@@ -324,27 +321,21 @@ class Licenzy:
     # ------------------------------------------------------------------ Stripe
     def _init_stripe(self, api_key: str | None, webhook_secret: str | Sequence[str] | None,
                      stripe_client: stripe.StripeClient | None) -> None:
-        """Validate the Stripe settings up front. Without an API key the Stripe simulator is
-        the gateway (test mode only) and, unless one is given, gets a random webhook secret
-        so that even simulated events are signed and verified for real."""
-        import secrets as _secrets
-
-        from .checkout import CheckoutService, redirect_url
-        from .webhooks import WebhookProcessor
-
+        """Validate the Stripe settings up front: a mistake in them is a ``ValueError`` at
+        start-up, not a surprise when the first customer pays."""
         if stripe_client is not None and api_key is None:
             raise ValueError("stripe_client needs stripe_api_key too: the mode (test or live) "
                              "comes from the key alone")
-        if webhook_secret is None:
-            given: tuple[object, ...] = ()
-        elif isinstance(webhook_secret, str):
-            given = (webhook_secret,)
+        if isinstance(webhook_secret, str):
+            given: tuple[object, ...] = (webhook_secret,)
+        elif webhook_secret is None:
+            given = ()
         else:
             given = tuple(webhook_secret)
         if any(not isinstance(s, str) or not s.strip() for s in given):
             raise ValueError("stripe_webhook_secret must be a non-empty string or a list of them")
-        if not given and api_key is None:
-            given = ("whsec_simulator_" + _secrets.token_hex(16),)
+        for secret in given:
+            _check_secret(str(secret))
         for name in ("success_url", "cancel_url"):
             try:
                 redirect_url(getattr(self, name), name)
@@ -352,32 +343,55 @@ class Licenzy:
                 raise ValueError(str(exc)) from None
         self._stripe_api_key = api_key
         self._stripe_client = stripe_client
-        self._webhook_secrets: tuple[str, ...] = tuple(str(s) for s in given)
         self._gateway: StripeGateway | None = None
         self._gateway_lock = threading.Lock()
-        self._checkout = CheckoutService(self)
-        self._webhooks = WebhookProcessor(self)
+        self._checkout = CheckoutService(
+            unit_of_work=self.unit_of_work, store=self.store, mode=self.mode,
+            catalog=self.catalog, now=self.now, gateway=lambda: self.gateway,
+            success_url=self.success_url, cancel_url=self.cancel_url)
+        self._set_secrets(WebhookSecrets(str(s) for s in given))
+
+    def _set_secrets(self, secrets: WebhookSecrets) -> None:
+        self._webhook_secrets = secrets
+        self.webhooks = WebhookProcessor(
+            unit_of_work=self.unit_of_work, mode=self.mode, catalog=self.catalog,
+            now=self.now, secrets=secrets, tolerance=self.webhook_tolerance,
+            past_due_grace=self.past_due_grace)
+
+    @property
+    def webhook_secrets(self) -> WebhookSecrets:
+        """The secrets deliveries are verified against (its ``repr`` hides them)."""
+        return self._webhook_secrets
 
     @property
     def gateway(self) -> StripeGateway:
-        """Who checkout talks to: Stripe through the SDK, or the simulator without a key."""
+        """Who checkout talks to: Stripe through the SDK when there is a key, else the
+        gateway attached with :meth:`use_gateway` (the testing kit's simulator)."""
         with self._gateway_lock:
             if self._gateway is None:
                 if self._stripe_api_key is None:
-                    from .testing.simulator import StripeSimulator
+                    raise PaymentProviderError(
+                        "this Licenzy has no stripe_api_key and no Stripe gateway: pass "
+                        "stripe_api_key, or attach the Stripe simulator for tests and demos "
+                        "with licenzy_embed.testing.StripeSimulator.for_licenzy(lz)")
+                import stripe as _stripe
 
-                    self._gateway = StripeSimulator(self)
-                else:
-                    import stripe as _stripe
+                from .gateway import StripeClientGateway
 
-                    from .gateway import StripeClientGateway
-
-                    client = self._stripe_client or _stripe.StripeClient(self._stripe_api_key)
-                    self._gateway = StripeClientGateway(client)
+                client = self._stripe_client or _stripe.StripeClient(self._stripe_api_key)
+                self._gateway = StripeClientGateway(client)
             return self._gateway
 
-    def use_gateway(self, gateway: StripeGateway) -> None:
-        """Send checkout to ``gateway`` (the testing kit's simulator attaches itself so)."""
+    def use_gateway(self, gateway: StripeGateway, *, webhook_secret: str | None = None) -> None:
+        """Send checkout to ``gateway`` (the testing kit's simulator attaches itself so).
+        ``webhook_secret``: the secret that gateway signs its events with, for a key-less
+        ``Licenzy`` built without one (the simulator's own); one configured is kept."""
+        if webhook_secret is not None:
+            if self._stripe_api_key is not None or self._webhook_secrets:
+                raise ValueError("only a key-less Licenzy without a stripe_webhook_secret "
+                                 "takes its gateway's secret")
+            _check_secret(webhook_secret)
+            self._set_secrets(WebhookSecrets((webhook_secret,)))
         with self._gateway_lock:
             self._gateway = gateway
 
@@ -396,11 +410,16 @@ class Licenzy:
         ``InvalidPayload`` or ``ModeMismatch`` (answer 400) having recorded nothing; any other
         exception means nothing was recorded either, and the route should answer 5xx so that
         Stripe retries."""
-        return self._webhooks.handle(payload, signature_header)
+        return self.webhooks.handle(payload, signature_header)
 
 
-def entitlement_event(view: Entitlement) -> ChangeEvent:
-    return ChangeEvent("entitlement.updated", {"entitlement": view.to_dict()})
+def _check_secret(secret: str) -> None:
+    if secret != secret.strip():
+        raise ValueError("stripe_webhook_secret has surrounding whitespace (a trailing newline "
+                         "from a file or an environment variable?)")
+    if not secret.startswith(SECRET_PREFIX) or len(secret) == len(SECRET_PREFIX):
+        raise ValueError("stripe_webhook_secret must be an endpoint signing secret, starting "
+                         f"with {SECRET_PREFIX!r} (the dashboard or `stripe listen` shows it)")
 
 
 def _pair(triple: tuple[HoldRecord, UsageResult | None, list[ChangeEvent]]

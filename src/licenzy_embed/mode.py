@@ -12,9 +12,12 @@ LIVE: Mode = "live"
 
 def mode_from_key(api_key: str | None) -> Mode:
     if api_key is None:
-        return TEST  # the Stripe simulator
+        return TEST  # a key-less app: tests and demos, on the Stripe simulator
     if not isinstance(api_key, str):  # a config mistake must be a ValueError at start-up
         raise ValueError("stripe_api_key must be a string (sk_/rk_, test or live)")
+    if api_key != api_key.strip():
+        raise ValueError("stripe_api_key has surrounding whitespace (a trailing newline from a "
+                         "file or an environment variable?)")
     for prefix, mode in (("sk_test_", TEST), ("rk_test_", TEST), ("sk_live_", LIVE),
                          ("rk_live_", LIVE)):
         if api_key.startswith(prefix) and len(api_key) > len(prefix):

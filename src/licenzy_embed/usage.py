@@ -21,7 +21,7 @@ from ._ids import new_id
 from .clock import iso
 from .entitlement import REFUNDED, EntitlementRecord
 from .errors import IdempotencyConflict, InsufficientUsage, InvalidRequest, ReservationExpired
-from .events import ChangeEvent
+from .events import ChangeEvent, usage_consumed
 from .ledger import LedgerEntry
 from .records import Allocation, HoldRecord, UsageRecord
 
@@ -273,7 +273,5 @@ def _tail(allocations: Allocation, units: int) -> Allocation:
 
 
 def _consumed_event(subject_ref: str, units: int, left: int, key: str) -> ChangeEvent:
-    return ChangeEvent("usage.consumed", {
-        "subject_ref": subject_ref, "consumed": units, "usage_remaining": left,
-        "idempotency_key": key,
-    })
+    return usage_consumed(subject_ref=subject_ref, consumed=units, usage_remaining=left,
+                          idempotency_key=key)

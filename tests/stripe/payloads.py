@@ -188,4 +188,4 @@ def dispute(*, payment_intent: str, status: str, dispute_id: str | None = None) 
 def send(lz: Licenzy, envelope: Obj, *, secret: str | None = None) -> WebhookResult:
     """Sign ``envelope`` as Stripe would and hand it to ``handle_webhook``."""
     payload = json.dumps(envelope).encode()
-    return lz.handle_webhook(payload, sign_payload(payload, secret or lz._webhook_secrets[0]))
+    return lz.handle_webhook(payload, sign_payload(payload, secret or lz.webhook_secrets[0]))

@@ -97,7 +97,7 @@ def test_events_are_signed_for_the_sdk_and_dated_by_the_licenzy_clock(
         "checkout.session.completed", "customer.subscription.created", "invoice.paid",
         "invoice_payment.paid"]
     payload, header = sim.signed(events[0])
-    verified = stripe.Webhook.construct_event(payload, header, lz._webhook_secrets[0])
+    verified = stripe.Webhook.construct_event(payload, header, lz.webhook_secrets[0])
     assert verified["id"] == events[0]["id"]
     assert verified["created"] == clock.timestamp()  # 2026, the frozen clock
     signed_at = int(header.split(",")[0].removeprefix("t="))

@@ -41,7 +41,7 @@ def together(calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
 
 def signed(lz: Licenzy, envelope: dict[str, Any]) -> tuple[bytes, str]:
     payload = json.dumps(envelope).encode()
-    return payload, sign_payload(payload, lz._webhook_secrets[0])
+    return payload, sign_payload(payload, lz.webhook_secrets[0])
 
 
 def test_the_same_event_from_eight_threads_is_applied_once(lz: Licenzy,

@@ -19,7 +19,7 @@ from licenzy_embed import (
     StoreUnavailable,
 )
 from licenzy_embed.testing import FrozenClock, sign_payload
-from licenzy_embed.webhooks import _Application
+from licenzy_embed.webhooks import HANDLERS, Handler
 
 from ..conftest import catalog
 from . import payloads
@@ -50,13 +50,13 @@ def body(envelope: dict[str, Any]) -> bytes:
 
 def test_a_genuine_delivery_is_processed(lz: Licenzy, envelope: dict[str, Any]) -> None:
     payload = body(envelope)
-    result = lz.handle_webhook(payload, sign_payload(payload, lz._webhook_secrets[0]))
+    result = lz.handle_webhook(payload, sign_payload(payload, lz.webhook_secrets[0]))
     assert result.outcome == "processed"
     assert lz.check_access("user_1")
 
 
 def signature_cases(lz: Licenzy, payload: bytes) -> dict[str, tuple[bytes, Any]]:
-    secret = lz._webhook_secrets[0]
+    secret = lz.webhook_secrets[0]
     good = sign_payload(payload, secret)
     stale = sign_payload(payload, secret, int(time.time()) - lz.webhook_tolerance - 30)
     tampered = payload.replace(b"CREDITS_1K", b"CREDITS_XX")
@@ -120,7 +120,7 @@ def test_without_a_configured_secret_every_event_is_refused(clock: FrozenClock) 
 ])
 def test_signed_bodies_that_are_not_events_are_invalid_payloads(lz: Licenzy, payload: bytes,
                                                                 message: str) -> None:
-    secret = lz._webhook_secrets[0]
+    secret = lz.webhook_secrets[0]
     header = f"t={int(time.time())},v1={'0' * 64}"
     if not payload.startswith(b"\xff"):  # a signature over text the SDK can read
         header = sign_payload(payload, secret)
@@ -137,7 +137,7 @@ def test_a_live_event_on_a_test_key_is_refused(lz: Licenzy, clock: FrozenClock) 
     envelope = pack_event(clock.timestamp(), livemode=True)
     payload = body(envelope)
     with pytest.raises(ModeMismatch) as caught:
-        lz.handle_webhook(payload, sign_payload(payload, lz._webhook_secrets[0]))
+        lz.handle_webhook(payload, sign_payload(payload, lz.webhook_secrets[0]))
     assert (caught.value.code, caught.value.status) == ("mode_mismatch", 400)
     assert_nothing_recorded(lz, envelope["id"])
 
@@ -177,18 +177,21 @@ def test_unknown_event_types_are_acknowledged_as_ignored(lz: Licenzy, clock: Fro
 def test_a_failure_while_applying_records_nothing_so_the_retry_applies_it(
         lz: Licenzy, stripe_events: Scenario, monkeypatch: pytest.MonkeyPatch,
         envelope: dict[str, Any]) -> None:
-    original = _Application.grant_purchase
+    # The handler table is the seam: this one applies the event, then fails before commit.
+    completed = HANDLERS["checkout.session.completed"]
 
-    def broken(self: _Application, *args: Any) -> None:
+    def broken(ctx: Any, session: Any) -> None:
+        completed.apply(ctx, session)
         raise RuntimeError("database went away mid-event")
 
-    monkeypatch.setattr(_Application, "grant_purchase", broken)
+    monkeypatch.setattr(lz.webhooks, "handlers", {
+        **HANDLERS, "checkout.session.completed": Handler(completed.read, broken)})
     with pytest.raises(RuntimeError):
         payloads.send(lz, envelope)
     assert_nothing_recorded(lz, envelope["id"])
     assert stripe_events.changes == []  # nothing announced for a rolled-back change
 
-    monkeypatch.setattr(_Application, "grant_purchase", original)
+    monkeypatch.setattr(lz.webhooks, "handlers", HANDLERS)
     assert payloads.send(lz, envelope).outcome == "processed"  # Stripe's retry
     assert stripe_events.only("user_1").usage_remaining == 1000
 

@@ -8,11 +8,16 @@ Installed with the package, so an app's tests can ask for them without any conft
 * ``licenzy_products`` — the catalog; a demo one by default, which apps override with their own
   fixture of the same name;
 * ``licenzy`` — a test-mode :class:`~licenzy_embed.Licenzy` built from the three above, with the
-  Stripe simulator as its gateway;
+  Stripe simulator attached as its gateway;
 * ``stripe_simulator`` — that simulator, to complete checkouts, renew, fail, cancel, refund and
   dispute with real signed events.
 
 Fixture names are prefixed so they never shadow an app's own ``store`` or ``clock`` fixtures.
+
+For the length of the test session the plugin also attaches the simulator to every key-less
+``Licenzy`` as it is built (``licenzy_embed.licenzy.when_built_without_key``), so an app whose
+tests build their own key-less instance can sell in them too; outside pytest a key-less
+``Licenzy`` has no gateway until ``StripeSimulator.for_licenzy(lz)`` attaches one.
 """
 
 from __future__ import annotations
@@ -28,10 +33,25 @@ from ..stores.memory import InMemoryStore
 from .clock import FrozenClock
 
 if TYPE_CHECKING:
-    from ..licenzy import Licenzy
+    from ..licenzy import KeylessHook, Licenzy
     from .simulator import StripeSimulator
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_replaced: list[KeylessHook | None] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from ..licenzy import when_built_without_key
+    from .simulator import StripeSimulator
+
+    _replaced.append(when_built_without_key(StripeSimulator.for_licenzy))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from ..licenzy import when_built_without_key
+
+    if _replaced:
+        when_built_without_key(_replaced.pop())
 
 
 def demo_products() -> list[Product]:
@@ -46,11 +66,14 @@ def demo_products() -> list[Product]:
 
 @pytest.fixture
 def licenzy_clock() -> FrozenClock:
+    """A :class:`~licenzy_embed.testing.FrozenClock` at 2026-01-01 UTC; ``advance(days=…)``
+    moves it."""
     return FrozenClock(DEFAULT_START)
 
 
 @pytest.fixture
 def licenzy_store() -> Iterator[InMemoryStore]:
+    """A fresh, empty :class:`~licenzy_embed.InMemoryStore`."""
     store = InMemoryStore()
     yield store
     store.close()
@@ -58,25 +81,33 @@ def licenzy_store() -> Iterator[InMemoryStore]:
 
 @pytest.fixture
 def licenzy_products() -> list[Product]:
+    """The catalog: PRO_MONTHLY, CREDITS_1K, WEEK_PASS; override with a fixture of yours."""
     return demo_products()
 
 
 @pytest.fixture
 def licenzy(licenzy_store: InMemoryStore, licenzy_products: list[Product],
             licenzy_clock: FrozenClock) -> Licenzy:
+    """A key-less, test-mode Licenzy on the three fixtures above, with the Stripe simulator
+    attached."""
     from ..licenzy import Licenzy
+    from .simulator import StripeSimulator
 
-    return Licenzy(
+    lz = Licenzy(
         store=licenzy_store,
         products=licenzy_products,
         clock=licenzy_clock,
         success_url="https://app.test/billing/success",
         cancel_url="https://app.test/billing/cancel",
     )
+    StripeSimulator.for_licenzy(lz)
+    return lz
 
 
 @pytest.fixture
 def stripe_simulator(licenzy: Licenzy) -> StripeSimulator:
+    """The simulator of ``licenzy``: complete checkouts, renew, fail, cancel, refund and
+    dispute with real signed events."""
     from .simulator import StripeSimulator
 
     return StripeSimulator.for_licenzy(licenzy)

@@ -149,15 +149,19 @@ class _Hold:
 class StripeSimulator:
     """Stripe, in process, for one test-mode ``Licenzy``. See the module docstring."""
 
-    def __init__(self, licenzy: Licenzy, *, period: timedelta = DEFAULT_PERIOD) -> None:
+    def __init__(self, licenzy: Licenzy, *, period: timedelta = DEFAULT_PERIOD,
+                 secret: str | None = None) -> None:
         if licenzy.mode != "test":
             raise ValueError("the Stripe simulator only runs in test mode, and this Licenzy "
                              "has a live key")
-        if not licenzy._webhook_secrets:
-            raise ValueError("the Stripe simulator signs events with the Licenzy's webhook "
-                             "secret; configure stripe_webhook_secret")
+        if secret is None:
+            if not licenzy.webhook_secrets:
+                raise ValueError("the Stripe simulator signs events with the Licenzy's webhook "
+                                 "secret; configure stripe_webhook_secret, or attach it with "
+                                 "StripeSimulator.for_licenzy(lz), which supplies one")
+            secret = licenzy.webhook_secrets[0]
         self.lz = licenzy
-        self.secret = licenzy._webhook_secrets[0]
+        self.secret = secret
         self.period = period
         self._lock = threading.RLock()
         self._sequence = itertools.count(1)
@@ -174,16 +178,27 @@ class StripeSimulator:
 
     @classmethod
     def for_licenzy(cls, licenzy: Licenzy) -> StripeSimulator:
-        """The simulator ``licenzy`` uses as its gateway; one is attached when it has none (a
-        test-mode key's real gateway is replaced, so checkout never leaves the process)."""
+        """The simulator ``licenzy`` uses as its gateway, attached when it has none (a
+        test-mode key's real gateway is replaced, so checkout never leaves the process).
+
+        A key-less ``Licenzy`` built without ``stripe_webhook_secret`` takes a random secret
+        from the simulator as it attaches, so its events are signed and verified for real;
+        one configured is what the simulator signs with."""
         if licenzy.mode != "test":
             raise ValueError("the Stripe simulator only runs in test mode, and this Licenzy "
                              "has a live key")
-        current = licenzy._gateway if licenzy._stripe_api_key is not None else licenzy.gateway
+        try:
+            current: object = licenzy.gateway
+        except PaymentProviderError:  # key-less, nothing attached yet
+            current = None
         if isinstance(current, StripeSimulator):
             return current
-        simulator = cls(licenzy)
-        licenzy.use_gateway(simulator)
+        if licenzy.webhook_secrets:
+            simulator = cls(licenzy)
+            licenzy.use_gateway(simulator)
+        else:
+            simulator = cls(licenzy, secret="whsec_simulator_" + secrets.token_hex(16))
+            licenzy.use_gateway(simulator, webhook_secret=simulator.secret)
         return simulator
 
     # ------------------------------------------------------------------ gateway half
