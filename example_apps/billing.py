@@ -46,3 +46,8 @@ def build_licenzy() -> Licenzy:
 
 
 lz = build_licenzy()
+if not os.environ.get("STRIPE_API_KEY"):
+    # Key-less: checkout goes to the local Stripe simulator, which attaches itself.
+    from licenzy_embed.testing import StripeSimulator
+
+    StripeSimulator.for_licenzy(lz)
