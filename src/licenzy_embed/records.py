@@ -59,8 +59,13 @@ class ProcessedEvent:
 
 @dataclass(frozen=True)
 class Watermark:
-    """The newest event already applied to one Stripe object, so an older one cannot roll its
-    state back. Ordered by ``(event_created, event_id)``."""
+    """One row the webhook rules keep about a Stripe object, keyed ``<stripe id>#<part>``.
+
+    What ``event_created`` and ``event_id`` hold depends on the kind of key: the newest
+    ``(created, event id)`` applied to that part for an order mark, but an id another object
+    named for a link (an invoice's subscription or payment intent), a period's past-due key
+    for the kept grace. The stored column keeps its name; ``licenzy_embed.webhooks.keys`` gives
+    each kind its own key type, and the rules read a row only through its kind's accessor."""
 
     mode: str
     object_id: str
