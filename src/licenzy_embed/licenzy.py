@@ -349,13 +349,11 @@ class Licenzy:
             unit_of_work=self.unit_of_work, store=self.store, mode=self.mode,
             catalog=self.catalog, now=self.now, gateway=lambda: self.gateway,
             success_url=self.success_url, cancel_url=self.cancel_url)
-        self._set_secrets(WebhookSecrets(str(s) for s in given))
-
-    def _set_secrets(self, secrets: WebhookSecrets) -> None:
-        self._webhook_secrets = secrets
+        self._webhook_secrets = WebhookSecrets(str(s) for s in given)
+        # Public so that tests can patch its handler table (``lz.webhooks.handlers``).
         self.webhooks = WebhookProcessor(
             unit_of_work=self.unit_of_work, mode=self.mode, catalog=self.catalog,
-            now=self.now, secrets=secrets, tolerance=self.webhook_tolerance,
+            now=self.now, secrets=self._webhook_secrets, tolerance=self.webhook_tolerance,
             past_due_grace=self.past_due_grace)
 
     @property
@@ -391,7 +389,7 @@ class Licenzy:
                 raise ValueError("only a key-less Licenzy without a stripe_webhook_secret "
                                  "takes its gateway's secret")
             _check_secret(webhook_secret)
-            self._set_secrets(WebhookSecrets((webhook_secret,)))
+            self._webhook_secrets = self.webhooks.secrets = WebhookSecrets((webhook_secret,))
         with self._gateway_lock:
             self._gateway = gateway
 
