@@ -56,9 +56,9 @@ def invoke(*args: str, env: dict[str, str | None] | None = None,
     argv = (["--app", app] if app is not None else []) + list(args)
     # LICENZY_APP of the developer's shell must not leak into a test.
     result = runner.invoke(cli, argv, env={"LICENZY_APP": None, **(env or {})})
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        if "--traceback" not in args and "--traceback" not in argv:
-            raise result.exception  # a traceback where one line was due: a bug
+    unexpected = result.exception is not None and not isinstance(result.exception, SystemExit)
+    if unexpected and "--traceback" not in argv:
+        raise result.exception  # a traceback where one line was due: a bug
     return Outcome(result.exit_code, result.stdout, result.stderr,
                    None if isinstance(result.exception, SystemExit) else result.exception)
 

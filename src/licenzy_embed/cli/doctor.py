@@ -145,7 +145,7 @@ def _price(lz: Licenzy, stripe: StripeClientGateway, product: Any) -> Check:
         fixes.append(f"give {product.code} a {wanted.replace('_', '-')} price")
     if problems:
         return Check(name, "fail", "; ".join(problems), "; ".join(fixes))
-    return Check(name, "pass", f"{price_id}: active, {_billing(price)}, {mode} mode")
+    return Check(name, "pass", f"{price_id} is active, {_billing(price)}, {mode} mode")
 
 
 def _billing(price: Any) -> str:
@@ -154,7 +154,8 @@ def _billing(price: Any) -> str:
         return "one-time"
     count = getattr(recurring, "interval_count", 1) or 1
     interval = getattr(recurring, "interval", "period")
-    return f"every {interval}" if count == 1 else f"every {count} {interval}s"
+    return f"recurring every {interval}" if count == 1 else (
+        f"recurring every {count} {interval}s")
 
 
 def _endpoints(stripe: StripeClientGateway) -> Iterator[Check]:
