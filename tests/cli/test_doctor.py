@@ -40,6 +40,7 @@ class StripeAccount(StripeStandIn):
             }
         self.endpoints: list[dict[str, Any]] = [self.endpoint(sorted(required_event_types()))]
         self.forbid_endpoints = False
+        self.forbid_prices = False
         self.in_the_other_mode: set[str] = set()  # price ids only the other mode has
 
     def endpoint(self, events: list[str], *, url: str = ENDPOINT_URL,
@@ -49,7 +50,11 @@ class StripeAccount(StripeStandIn):
                 "api_version": None}
 
     def respond(self, request: Request) -> Answer:
+        forbidden = error(403, "The provided key 'rk_test_…' does not have the required "
+                          "permissions for this endpoint on account 'acct_1'.")
         if request.method == "GET" and request.path.startswith("/v1/prices/"):
+            if self.forbid_prices:
+                return forbidden
             price_id = request.path.removeprefix("/v1/prices/")
             if price_id in self.in_the_other_mode:
                 other, mine = ("test", "live") if self.livemode else ("live", "test")
@@ -62,8 +67,7 @@ class StripeAccount(StripeStandIn):
                          param="price")
         if request.method == "GET" and request.path == "/v1/webhook_endpoints":
             if self.forbid_endpoints:
-                return error(403, "The provided key 'rk_test_…' does not have the required "
-                             "permissions for this endpoint on account 'acct_1'.")
+                return forbidden
             return 200, {"object": "list", "url": "/v1/webhook_endpoints", "has_more": False,
                          "data": self.endpoints}
         return not_found()
@@ -223,6 +227,15 @@ def test_a_key_that_may_not_read_endpoints_skips_that_check(db_url: str,
     assert shown.exit_code == 0
     assert lines(shown)["webhook endpoints"].startswith(
         "SKIP cannot read endpoints with this key; fix: grant the restricted key read access")
+
+    account.forbid_prices = True
+    shown = doctor(db_url, account, key="rk_test_restricted")
+    assert shown.exit_code == 0
+    found = lines(shown)
+    assert found["prices"] == ("SKIP cannot read prices with this key; fix: grant the "
+                               "restricted key read access to Prices, or compare the catalog "
+                               "with the Dashboard")
+    assert not any(name.startswith("price ") for name in found)
 
 
 @pytest.mark.parametrize("secret, says", [

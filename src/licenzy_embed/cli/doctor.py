@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from ..errors import ModeMismatch, PaymentProviderError, StoreUnavailable
-from ..gateway import StripeClientGateway
 from ..licenzy import Licenzy
 from ..stores.memory import InMemoryStore
 from ._app import pass_licenzy
 from ._output import FAILED, JSON_OPTION, PROG, emit_json, one_line
+
+if TYPE_CHECKING:
+    from ..gateway import StripeClientGateway
 
 Status = Literal["pass", "fail", "skip"]
 SECRET_PREFIX = "whsec_"
@@ -52,6 +54,8 @@ class Check:
 
 def run_checks(lz: Licenzy) -> Iterator[Check]:
     """The checks in the order a deploy meets them; each is yielded once it is known."""
+    from ..gateway import StripeClientGateway  # the SDK loads only for the command needing it
+
     gateway = lz.gateway
     stripe = gateway if isinstance(gateway, StripeClientGateway) else None
     if stripe is None:
@@ -81,8 +85,8 @@ def _webhook_secret(lz: Licenzy, *, simulated: bool) -> Check:
              "the endpoint, or the one `stripe listen` prints")
     if simulated and all(s.startswith(_SIMULATOR_SECRET) for s in secrets):
         return Check(name, "skip", "none set: the simulator signs with a random secret of "
-                     "its own", f"set stripe_webhook_secret to {where} before Stripe sends "
-                     "real events")
+                     "its own", f"before Stripe sends real events, set stripe_webhook_secret "
+                     f"to {where}")
     if not secrets:
         return Check(name, "fail", "none set: every delivery will be refused as "
                      "invalid_signature", f"set stripe_webhook_secret to {where}")
@@ -104,8 +108,16 @@ def _webhook_secret(lz: Licenzy, *, simulated: bool) -> Check:
 
 
 def _stripe(lz: Licenzy, stripe: StripeClientGateway) -> Iterator[Check]:
+    from ..gateway import NotPermitted
+
     for product in lz.catalog:
-        check = _price(lz, stripe, product)
+        try:
+            check = _price(lz, stripe, product)
+        except NotPermitted:
+            yield Check("prices", "skip", "cannot read prices with this key",
+                        "grant the restricted key read access to Prices, or compare the "
+                        "catalog with the Dashboard")
+            break
         yield check
         if check.status == "fail" and check.name == "stripe":
             yield Check("webhook endpoints", "skip", "not checked: Stripe did not answer")
@@ -114,9 +126,14 @@ def _stripe(lz: Licenzy, stripe: StripeClientGateway) -> Iterator[Check]:
 
 
 def _price(lz: Licenzy, stripe: StripeClientGateway, product: Any) -> Check:
+    """The check of one catalog price (``NotPermitted`` when the key may not read it)."""
+    from ..gateway import NotPermitted
+
     name, price_id, mode = f"price {product.code}", product.price, lz.mode
     try:
         price = stripe.retrieve_price(price_id)
+    except NotPermitted:
+        raise  # for the caller: one line for all prices
     except ModeMismatch:
         other = "live" if mode == "test" else "test"
         return Check(name, "fail", f"{price_id} is a {other}-mode price; the key is a {mode} "
@@ -160,17 +177,19 @@ def _billing(price: Any) -> str:
 
 def _endpoints(stripe: StripeClientGateway) -> Iterator[Check]:
     name = "webhook endpoints"
+    from ..gateway import NotPermitted
+
     needed = required_event_types()
     try:
         endpoints = stripe.list_webhook_endpoints()
-    except PaymentProviderError as exc:
-        yield Check(name, "fail", f"cannot list them: {exc.message}",
-                    "check the Stripe key, and that the host can reach api.stripe.com")
-        return
-    if endpoints is None:
+    except NotPermitted:
         yield Check(name, "skip", "cannot read endpoints with this key",
                     "grant the restricted key read access to Webhook Endpoints, or compare "
                     "the endpoint's events in the Dashboard with the README's list")
+        return
+    except PaymentProviderError as exc:
+        yield Check(name, "fail", f"cannot list them: {exc.message}",
+                    "check the Stripe key, and that the host can reach api.stripe.com")
         return
     answered = False
     for endpoint in endpoints:
