@@ -3,10 +3,11 @@ needs to look a customer up and fix one without writing Python.
 
 ``licenzy-embed [--app module:attr] COMMAND …``. The app is found as ``flask --app`` finds
 one (see :mod:`._app`); ``migrate`` needs none. Each command group lives in its own module
-and lists its click commands in ``COMMANDS``; a new group is one more module in
-``COMMAND_MODULES`` whose commands take the app's ``Licenzy`` with ``@pass_licenzy``, print
-through :mod:`._output` and raise ``CommandFailed``/``UsageFailure`` (or let a
-``LicenzyError`` through: the root group turns it into one line).
+and lists its click commands (or a click group of subcommands) in ``COMMANDS``; a new group is
+one more module in ``COMMAND_MODULES`` whose commands take the app's ``Licenzy`` with
+``@pass_licenzy``, share arguments from :mod:`._params`, print through :mod:`._output` (with
+``--json``: one document on stdout) and raise ``CommandFailed``/``UsageFailure`` — or let a
+``LicenzyError`` through: the root group turns it into one line.
 
 Exit status: 0 ok; 1 a check or the command failed (nothing on stdout, one line on stderr —
 also when stdout is a pipe closed early, as by ``| head``); 2 the command line is wrong (a

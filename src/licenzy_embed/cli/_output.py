@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import click
 
+from ..entitlement import Entitlement
 from ..errors import LicenzyError
 
 PROG = "licenzy-embed"
@@ -107,6 +108,10 @@ ENTITLEMENT_COLUMNS: tuple[Column, ...] = (
     ("EXPIRES", field("expires_at")),
     ("SOURCE", field("source")),
 )
+
+def entitlement_table(entitlements: list[Entitlement]) -> str:
+    return table((e.to_dict() for e in entitlements), ENTITLEMENT_COLUMNS)
+
 
 LEDGER_COLUMNS: tuple[Column, ...] = (
     ("AT", field("at")),

@@ -7,53 +7,19 @@ a usage error (exit 2) that changed nothing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import datetime
 
 import click
 
 from .. import validation
 from ..clock import iso
 from ..entitlement import REVOKED, Entitlement
-from ..errors import InvalidRequest, UnknownProduct
+from ..errors import UnknownProduct
 from ..licenzy import Licenzy
 from ._app import pass_licenzy
-from ._output import JSON_OPTION, UsageFailure, emit_json
-from .customers import SUBJECT, entitlement_table
+from ._output import JSON_OPTION, UsageFailure, emit_json, entitlement_table
+from ._params import REASON, SUBJECT, checked, instant
 
-
-def _checked(rule: Any) -> Any:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            return rule(value)
-        except InvalidRequest as exc:
-            raise click.BadParameter(exc.message) from None
-
-    return callback
-
-
-def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """ISO 8601; ``Z`` and a date alone are accepted; without an offset it is UTC."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 instant (e.g. 2026-04-01 or "
-            "2026-04-01T12:00:00+02:00)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-REASON = click.option("--reason", required=True, callback=_checked(validation.reason),
-                      help="Why, in words: kept in the ledger with the change.")
 ENTITLEMENT_ID = click.argument("entitlement_id")
 
 
@@ -71,7 +37,7 @@ def _print(entitlement: Entitlement, summary: str, as_json: bool) -> None:
 @REASON
 @click.option("--units", type=click.IntRange(1, validation.MAX_UNITS),
               help="Units to grant (default: the product's units).")
-@click.option("--expires-at", "expires_at", metavar="ISO", callback=_instant,
+@click.option("--expires-at", "expires_at", metavar="ISO", callback=instant,
               help="When the grant ends, ISO 8601, UTC without an offset "
                    "(default: the product's duration, or never).")
 @JSON_OPTION
@@ -111,7 +77,7 @@ def revoke(lz: Licenzy, entitlement_id: str, reason: str, as_json: bool) -> None
 
 @click.command(context_settings={"ignore_unknown_options": True})  # DELTA may be -50
 @ENTITLEMENT_ID
-@click.argument("delta", type=int, callback=_checked(validation.delta))
+@click.argument("delta", type=int, callback=checked(validation.delta))
 @REASON
 @JSON_OPTION
 @pass_licenzy

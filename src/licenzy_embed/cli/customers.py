@@ -7,33 +7,19 @@ customer has nothing".
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from .. import validation
-from ..entitlement import Entitlement
-from ..errors import InvalidRequest
 from ..licenzy import Licenzy
 from ._app import pass_licenzy
 from ._output import (
-    ENTITLEMENT_COLUMNS,
     JSON_OPTION,
     LEDGER_COLUMNS,
     CommandFailed,
     emit_json,
+    entitlement_table,
     table,
 )
-
-
-def _subject(ctx: click.Context, param: click.Parameter, value: Any) -> str:
-    try:
-        return validation.subject_ref(value)
-    except InvalidRequest as exc:
-        raise click.BadParameter(exc.message) from None
-
-
-SUBJECT = click.argument("subject", callback=_subject)
+from ._params import SUBJECT
 
 
 def require_known(lz: Licenzy, subject: str) -> None:
@@ -45,10 +31,6 @@ def require_known(lz: Licenzy, subject: str) -> None:
         "entries",
         "check the subject_ref (the id the app passes to licenzy-embed) and that --app "
         "uses the key of the right mode")
-
-
-def entitlement_table(entitlements: list[Entitlement]) -> str:
-    return table((e.to_dict() for e in entitlements), ENTITLEMENT_COLUMNS)
 
 
 @click.command()
