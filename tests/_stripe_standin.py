@@ -18,8 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-import stripe
-
 Answer = tuple[int, dict[str, Any]]
 S = TypeVar("S", bound="StripeStandIn")
 
@@ -95,10 +93,6 @@ class StripeStandIn:
 
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
-
-    def client(self, api_key: str) -> stripe.StripeClient:
-        return stripe.StripeClient(api_key, base_addresses={"api": self.url},
-                                   max_network_retries=0)
 
     def stop(self) -> None:
         self.server.shutdown()
