@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
+from ..catalog import Product
 from ..errors import ModeMismatch, PaymentProviderError, StoreUnavailable
 from ..licenzy import Licenzy
 from ..stores.memory import InMemoryStore
@@ -125,7 +126,7 @@ def _stripe(lz: Licenzy, stripe: StripeClientGateway) -> Iterator[Check]:
     yield from _endpoints(stripe)
 
 
-def _price(lz: Licenzy, stripe: StripeClientGateway, product: Any) -> Check:
+def _price(lz: Licenzy, stripe: StripeClientGateway, product: Product) -> Check:
     """The check of one catalog price (``NotPermitted`` when the key may not read it)."""
     from ..gateway import NotPermitted
 
@@ -176,9 +177,9 @@ def _billing(price: Any) -> str:
 
 
 def _endpoints(stripe: StripeClientGateway) -> Iterator[Check]:
-    name = "webhook endpoints"
     from ..gateway import NotPermitted
 
+    name = "webhook endpoints"
     needed = required_event_types()
     try:
         endpoints = stripe.list_webhook_endpoints()
