@@ -33,6 +33,10 @@ class GatewaySession:
     url: str
 
 
+class NotPermitted(PaymentProviderError):
+    """The key may not make this read: a restricted key without that permission."""
+
+
 @runtime_checkable
 class StripeGateway(Protocol):
     def create_customer(self, params: dict[str, Any], *, idempotency_key: str) -> str:
@@ -74,13 +78,48 @@ class StripeClientGateway:
             raise PaymentProviderError("Stripe returned a checkout session without an id or url")
         return GatewaySession(str(session.id), str(url))
 
+    # Reads for ``licenzy-embed doctor``; checkout never needs them, so they are not part of
+    # the :class:`StripeGateway` Protocol the simulator implements.
+    # A restricted key may lack the permission for them: that raises ``NotPermitted``.
+    def retrieve_price(self, price_id: str) -> stripe.Price | None:
+        """The Price, or None when the key's mode has no such price. A price of the other
+        mode raises ``ModeMismatch``; any other failure ``PaymentProviderError``."""
+        try:
+            return self.client.v1.prices.retrieve(price_id)
+        except stripe.PermissionError as exc:
+            raise NotPermitted(f"the key may not read prices: {_message(exc)}") from exc
+        except stripe.StripeError as exc:
+            if exc.http_status == 404 and not _names_other_mode(_message(exc)):
+                return None
+            raise _translate(exc, f"reading price {price_id}") from exc
+
+    def list_webhook_endpoints(self) -> list[stripe.WebhookEndpoint]:
+        """Every webhook endpoint of the key's mode."""
+        try:
+            page = self.client.v1.webhook_endpoints.list(params={"limit": 100})
+            return list(page.auto_paging_iter())
+        except stripe.PermissionError as exc:
+            raise NotPermitted(f"the key may not read webhook endpoints: {_message(exc)}"
+                               ) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc, "listing webhook endpoints") from exc
+
 
 def _translate(exc: stripe.StripeError, doing: str) -> Exception:
     """Turn an SDK error into ours. The message is Stripe's own user-facing text, which names
     the parameter at fault but never a key or a card number."""
-    message = exc.user_message or str(exc) or exc.__class__.__name__
-    if "similar object exists in" in message and ("live mode" in message or
-                                                   "test mode" in message):
+    message = _message(exc)
+    if _names_other_mode(message):
         return ModeMismatch(f"Stripe refused {doing}: {message}")
     logger.warning("licenzy-embed: Stripe refused %s: %s", doing, message)
     return PaymentProviderError(f"Stripe refused {doing}: {message}")
+
+
+def _message(exc: stripe.StripeError) -> str:
+    return exc.user_message or str(exc) or exc.__class__.__name__
+
+
+def _names_other_mode(message: str) -> bool:
+    """Stripe's "No such …; a similar object exists in live mode, but a test mode key…"."""
+    return "similar object exists in" in message and ("live mode" in message or
+                                                       "test mode" in message)

@@ -1,14 +1,11 @@
 """The bundled Alembic migrations: applied to an empty database on each backend they build
 exactly the tables the store queries (``compare_metadata`` finds no difference); they run from
-code, from the console script and from several processes at once; they keep to their own
-version table."""
+code and from several processes at once; they keep to their own version table. The
+``licenzy-embed migrate`` command is tested in ``tests/cli``."""
 
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from licenzy_embed import Licenzy, cli
+from licenzy_embed import Licenzy
 from licenzy_embed.stores import _sql_schema as schema
 from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore, alembic_config, migrate
 from licenzy_embed.testing import FrozenClock
@@ -167,68 +164,6 @@ def test_on_a_latin1_mariadb_database_the_tables_are_innodb_and_utf8mb4() -> Non
             store.close()
     finally:
         server.drop_namespace(url)
-
-
-# ---------------------------------------------------------------------------- the CLI
-def test_cli_migrate(empty_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["migrate", "--url", empty_url]) == 0
-    assert "at revision 0001" in capsys.readouterr().err
-    assert differences(empty_url) == []
-    assert cli.main(["migrate", "--url", empty_url]) == 0  # already up to date
-
-
-def test_cli_sql_prints_and_runs_nothing(empty_url: str,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["migrate", "--url", empty_url, "--sql"]) == 0
-    out = capsys.readouterr().out
-    assert "CREATE TABLE licenzy_entitlements" in out
-    assert "CREATE INDEX ix_licenzy_entitlements_subject" in out
-    assert tables(empty_url) == set()
-
-
-@pytest.mark.parametrize("backend", ["sqlite"])
-def test_cli_takes_the_url_from_the_environment(empty_url: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cli.URL_ENV, empty_url)
-    assert cli.main(["migrate"]) == 0
-    assert differences(empty_url) == []
-
-
-def test_cli_refuses_without_a_url(monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv(cli.URL_ENV, raising=False)
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["migrate"])
-    assert exited.value.code == 2
-    assert "--url" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("url", [
-    "postgresql+psycopg://postgres@127.0.0.1:1/licenzy_test",
-    "mysql+pymysql://root@127.0.0.1:1/licenzy_test",
-])
-def test_cli_reports_an_unreachable_database(url: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["migrate", "--url", url]) == 1
-    err = capsys.readouterr().err
-    assert "cannot reach the database" in err and "Traceback" not in err
-
-
-def test_cli_reports_a_bad_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["migrate", "--url", "not a url"]) == 1
-    assert "migration failed" in capsys.readouterr().err
-
-
-def test_the_console_script_is_installed(tmp_path: Path) -> None:
-    script = Path(sys.executable).parent / "licenzy-embed"
-    url = f"sqlite:///{tmp_path / 'console.db'}"
-    done = subprocess.run([str(script), "migrate", "--url", url], capture_output=True,
-                          text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    assert differences(url) == []
-    shown = subprocess.run([str(script), "migrate", "--help"], capture_output=True, text=True,
-                           check=True)
-    assert "--sql" in shown.stdout
 
 
 def test_sql_output_can_go_to_a_stream() -> None:

@@ -6,13 +6,8 @@ these tests check the request itself — not a mock of the SDK.
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 
@@ -28,58 +23,15 @@ from licenzy_embed import (
 from licenzy_embed.stores.base import Store
 from licenzy_embed.testing import FrozenClock
 
+from .._stripe_standin import Answer, Request, StripeStandIn, not_found, serving
 from ..conftest import catalog
 
 
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    form: dict[str, str]
+class FakeStripeAPI(StripeStandIn):
+    """Answers /v1/customers and /v1/checkout/sessions like Stripe."""
 
-
-class FakeStripeAPI:
-    """Answers /v1/customers and /v1/checkout/sessions like Stripe; ``fail_next`` makes the
-    next request answer an error."""
-
-    def __init__(self) -> None:
-        self.requests: list[Request] = []
-        self.fail_next: tuple[int, dict[str, Any]] | None = None
-        self._lock = threading.Lock()
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
-                form = {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
-                status, answer = api.answer(Request(self.path, dict(self.headers), form))
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Request-Id", "req_local")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,),
-                                       daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, request: Request) -> tuple[int, dict[str, Any]]:
-        with self._lock:
-            self.requests.append(request)
-            n = len(self.requests)
-            if self.fail_next is not None:
-                failure, self.fail_next = self.fail_next, None
-                return failure
+    def respond(self, request: Request) -> Answer:
+        n = len(self.requests)
         if request.path == "/v1/customers":
             return 200, {"id": f"cus_local{n}", "object": "customer", "livemode": False,
                          "metadata": {}}
@@ -88,19 +40,13 @@ class FakeStripeAPI:
             return 200, {"id": session_id, "object": "checkout.session", "livemode": False,
                          "mode": request.form.get("mode"), "status": "open",
                          "url": f"https://checkout.stripe.com/c/pay/{session_id}"}
-        return 404, {"error": {"type": "invalid_request_error", "message": "Unrecognized URL"}}
-
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
+        return not_found()
 
 
 @pytest.fixture
 def api() -> Iterator[FakeStripeAPI]:
-    server = FakeStripeAPI()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with serving(FakeStripeAPI()) as server:
+        yield server
 
 
 @pytest.fixture
