@@ -74,9 +74,7 @@ def run_checks(lz: Licenzy) -> Iterator[Check]:
 
 
 def _configured_secrets(lz: Licenzy) -> tuple[str, ...]:
-    # Licenzy has no public accessor for its webhook secrets; this is the one place the CLI
-    # reads them (the webhook processor and the simulator read the same attribute).
-    return tuple(getattr(lz, "_webhook_secrets", ()))
+    return tuple(lz.webhook_secrets)
 
 
 def _webhook_secret(lz: Licenzy, *, simulated: bool) -> Check:
