@@ -8,6 +8,10 @@
     APP_BASE_URL           where the browser reaches the app (default http://127.0.0.1:$PORT,
                            PORT defaulting to 8000): Checkout sends it back to /success or
                            /cancel there
+
+Without ``STRIPE_API_KEY`` an app calls :func:`start_local_checkout` when it starts: the
+simulator's ``checkout_url``\ s then open a local checkout page whose Pay and Decline buttons
+post the signed events to the app's webhook route over HTTP, as Stripe would.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from licenzy_embed import Licenzy, Product
 from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
+from licenzy_embed.testing import LocalCheckout
 
 LOCAL_WEBHOOK_SECRET = "whsec_local_example"
 DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent / 'licenzy-example.db'}"
@@ -61,3 +66,17 @@ def build_licenzy() -> Licenzy:
 
 
 lz = build_licenzy()
+
+
+def start_local_checkout(licenzy: Licenzy | None = None, *,
+                         webhook_path: str = "/billing/webhooks/stripe") -> LocalCheckout | None:
+    """Serve the local checkout page (on a free port, in a thread) for a key-less app; with
+    ``STRIPE_API_KEY`` set, Stripe's own Checkout is used and this returns None.
+
+    Called when the app starts (not at import), so that importing this module starts nothing:
+    each server process gets its own page, next to the simulator that made its sessions."""
+    if os.environ.get("STRIPE_API_KEY"):
+        return None
+    checkout = LocalCheckout(licenzy or lz, f"{base_url()}{webhook_path}")
+    print(f"licenzy-embed: test mode, local checkout page at {checkout.start()}", flush=True)
+    return checkout

@@ -16,6 +16,8 @@ library's JSON for everyone else.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import uvicorn
 from starlette.applications import Starlette
@@ -33,7 +35,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 
 import _pages
-from billing import lz, port, products
+from billing import lz, port, products, start_local_checkout
 from licenzy_embed import LicenzyError
 from licenzy_embed.integrations.asgi import LicenzyASGI, consumes_usage, requires_access
 
@@ -119,6 +121,14 @@ def generate(request: Request) -> Response:
     return JSONResponse({"generated": True, "units_left": _pages.units_left(access)})
 
 
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    checkout = start_local_checkout()  # test mode only: the page Checkout sends buyers to
+    yield
+    if checkout is not None:
+        checkout.stop()
+
+
 billing = LicenzyASGI(lz, denial_handler=denied)
 
 app = Starlette(
@@ -137,6 +147,7 @@ app = Starlette(
         Middleware(SessionMiddleware, secret_key=os.environ.get("SESSION_SECRET", "change-me")),
         Middleware(AuthenticationMiddleware, backend=SessionAuth()),
     ],
+    lifespan=lifespan,
 )
 app.state.licenzy = billing  # how @requires_access / @consumes_usage find it
 
