@@ -16,9 +16,8 @@ The same routes answer JSON to clients that do not ask for HTML (curl, the serve
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from html import escape
 
 from licenzy_embed import CustomerAccess, LicenzyError, Product
@@ -29,6 +28,9 @@ DEMO_USERS = ("alice", "bob")
 BILLING = "/billing"
 #: What one Generate click costs (``consumes_usage(GENERATE_UNITS)`` in every app).
 GENERATE_UNITS = 10
+
+#: A page function: ``render(user, *, csrf=…, framework=…) -> html``.
+Render = Callable[..., str]
 
 _STYLE = """
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; }
@@ -109,10 +111,15 @@ def pricing(user: str | None, products: Iterable[Product], *, csrf: str | None =
         f"<button data-testid='buy-{escape(p.code)}' "
         f"onclick=\"buy('{escape(p.code)}', '{nonce}-{escape(p.code)}')\">Buy</button></div>"
         for p in products)
-    script = """
-<p id="error" class="refusal" hidden></p>
-<script>
-const BILLING = %(billing)s, CSRF = %(csrf)s;
+    script = (f'<p id="error" class="refusal" hidden></p><script data-billing="{BILLING}" '
+              f'data-csrf="{escape(csrf or "")}">{_BUY_JS}</script>')
+    body = f"<div class='plans'>{plans}</div>{script}"
+    return layout("Pricing", body, user=user, csrf=csrf, framework=framework)
+
+
+_BUY_JS = """
+const BILLING = document.currentScript.dataset.billing;
+const CSRF = document.currentScript.dataset.csrf;
 async function buy(product, key) {
   // The entitlements this product already has, so /success can tell the new one apart.
   const before = await fetch(BILLING + "/access").then(r => r.json());
@@ -132,19 +139,20 @@ async function buy(product, key) {
   sessionStorage.setItem("licenzy-pending", JSON.stringify({product, known}));
   location.href = session.checkout_url;
 }
-</script>""" % {"billing": json.dumps(BILLING), "csrf": json.dumps(csrf or "")}
-    body = f"<div class='plans'>{plans}</div>{script}"
-    return layout("Pricing", body, user=user, csrf=csrf, framework=framework)
+"""
 
 
 def success(user: str | None, *, csrf: str | None = None, framework: str = "") -> str:
     """Where Checkout sends the browser after paying. It grants nothing: it polls the access
     route until the webhook was processed and the bought entitlement is available."""
-    body = """
-<p id="status" data-state="activating">Payment received — activating…</p>
-<p id="next" hidden>Open the <a href="/report">report</a>.</p>
-<script>
-const BILLING = %(billing)s;
+    body = ('<p id="status" data-state="activating">Payment received — activating…</p>'
+            '<p id="next" hidden>Open the <a href="/report">report</a>.</p>'
+            f'<script data-billing="{BILLING}">{_POLL_JS}</script>')
+    return layout("Thank you", body, user=user, csrf=csrf, framework=framework)
+
+
+_POLL_JS = """
+const BILLING = document.currentScript.dataset.billing;
 const pending = JSON.parse(sessionStorage.getItem("licenzy-pending") || "null");
 async function poll() {
   const access = await fetch(BILLING + "/access").then(r => r.json());
@@ -160,8 +168,7 @@ async function poll() {
   document.getElementById("next").hidden = false;
 }
 poll();
-</script>""" % {"billing": json.dumps(BILLING)}
-    return layout("Thank you", body, user=user, csrf=csrf, framework=framework)
+"""
 
 
 def cancelled(user: str | None, *, csrf: str | None = None, framework: str = "") -> str:

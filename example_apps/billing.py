@@ -10,7 +10,7 @@
                            /cancel there
 
 Without ``STRIPE_API_KEY`` an app calls :func:`start_local_checkout` when it starts: the
-simulator's ``checkout_url``\ s then open a local checkout page whose Pay and Decline buttons
+simulator's checkout URLs then open a local checkout page whose Pay and Decline buttons
 post the signed events to the app's webhook route over HTTP, as Stripe would.
 """
 

@@ -7,6 +7,10 @@ from . import views
 urlpatterns = [
     path("", views.home),
     path("login", views.demo_login),
+    path("logout", views.demo_logout),
+    path("pricing", views.pricing),
+    path("success", views.success),
+    path("cancel", views.cancel),
     path("report", views.report),
     path("generate", views.generate),
     path("billing/", include("licenzy_embed.integrations.django.urls")),
