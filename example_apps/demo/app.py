@@ -324,6 +324,8 @@ def create_app(state_dir: Path, base_url: str) -> tuple[Flask, Licenzy, StripeSi
             return redirect(url_for("login"))
         step = request.form.get("step")
         try:
+            if step in ("renew", "fail"):
+                simulator.subscription(user, "PRO_MONTHLY")  # none: time stays put
             if step == "renew":
                 clock.advance(30)
                 simulator.renew(user, "PRO_MONTHLY")
