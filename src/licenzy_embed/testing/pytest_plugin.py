@@ -46,11 +46,14 @@ def demo_products() -> list[Product]:
 
 @pytest.fixture
 def licenzy_clock() -> FrozenClock:
+    """A FrozenClock at 2026-01-01 UTC that moves only with ``licenzy_clock.advance(days=…)``:
+    grace periods and expiries are tested without sleeping."""
     return FrozenClock(DEFAULT_START)
 
 
 @pytest.fixture
 def licenzy_store() -> Iterator[InMemoryStore]:
+    """A fresh InMemoryStore per test, closed afterwards."""
     store = InMemoryStore()
     yield store
     store.close()
@@ -58,12 +61,17 @@ def licenzy_store() -> Iterator[InMemoryStore]:
 
 @pytest.fixture
 def licenzy_products() -> list[Product]:
+    """The catalog ``licenzy`` sells: PRO_MONTHLY (subscription, price_pro_monthly, 1000
+    units), CREDITS_1K (usage pack, price_credits_1k, 1000 units) and WEEK_PASS (time pass,
+    price_week_pass, 7 days). Define your own ``licenzy_products`` fixture to use yours."""
     return demo_products()
 
 
 @pytest.fixture
 def licenzy(licenzy_store: InMemoryStore, licenzy_products: list[Product],
             licenzy_clock: FrozenClock) -> Licenzy:
+    """A test-mode Licenzy (no Stripe key) on ``licenzy_store``, ``licenzy_products`` and
+    ``licenzy_clock``; checkout goes to the Stripe simulator."""
     from ..licenzy import Licenzy
 
     return Licenzy(
@@ -77,6 +85,8 @@ def licenzy(licenzy_store: InMemoryStore, licenzy_products: list[Product],
 
 @pytest.fixture
 def stripe_simulator(licenzy: Licenzy) -> StripeSimulator:
+    """The StripeSimulator ``licenzy`` checks out with: ``complete_checkout``, ``renew``,
+    ``fail_payment``, ``cancel``, ``refund``… deliver real signed events to it."""
     from .simulator import StripeSimulator
 
     return StripeSimulator.for_licenzy(licenzy)
