@@ -6,7 +6,7 @@ here imports a framework: every function takes plain values and returns an HTML 
 
 The flow the pages make: sign in as a demo user (``/``) → ``/pricing``, whose Buy buttons post
 to the library's checkout route and send the browser to the ``checkout_url`` it answers → the
-checkout page (Stripe's, or the local one in test mode) → ``/success``, which polls the
+checkout page (Stripe's, or the local one in test mode) → ``/billing/success``, which polls the
 library's access route and says "activating…" until the webhook was processed (it never grants
 anything itself) → ``/report`` (``requires_access``) and its Generate button (``consumes_usage``).
 
@@ -121,7 +121,7 @@ _BUY_JS = """
 const BILLING = document.currentScript.dataset.billing;
 const CSRF = document.currentScript.dataset.csrf;
 async function buy(product, key) {
-  // The entitlements this product already has, so /success can tell the new one apart.
+  // The entitlements this product already has, so the success page can tell the new one apart.
   const before = await fetch(BILLING + "/access").then(r => r.json());
   const known = (before.entitlements || []).filter(e => e.product_code === product)
                                            .map(e => e.id);

@@ -6,8 +6,8 @@
     STRIPE_WEBHOOK_SECRET  whsec_… from `stripe listen` or the dashboard
     PRICE_PRO_MONTHLY, PRICE_CREDITS_100, PRICE_WEEK_PASS   your Stripe price ids
     APP_BASE_URL           where the browser reaches the app (default http://127.0.0.1:$PORT,
-                           PORT defaulting to 8000): Checkout sends it back to /success or
-                           /cancel there
+                           PORT defaulting to 8000): Checkout sends the buyer back to
+                           SUCCESS_PATH or CANCEL_PATH there
 
 Without ``STRIPE_API_KEY`` an app calls :func:`start_local_checkout` when it starts: the
 simulator's checkout URLs then open a local checkout page whose Pay and Decline buttons
@@ -25,6 +25,9 @@ from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
 from licenzy_embed.testing import LocalCheckout
 
 LOCAL_WEBHOOK_SECRET = "whsec_local_example"
+# Every example app answers these two pages (next to the library's routes under /billing).
+SUCCESS_PATH = "/billing/success"
+CANCEL_PATH = "/billing/cancel"
 DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent / 'licenzy-example.db'}"
 
 
@@ -60,8 +63,8 @@ def build_licenzy() -> Licenzy:
         products=products(),
         stripe_api_key=os.environ.get("STRIPE_API_KEY") or None,
         stripe_webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET),
-        success_url=f"{base}/success",
-        cancel_url=f"{base}/cancel",
+        success_url=f"{base}{SUCCESS_PATH}",
+        cancel_url=f"{base}{CANCEL_PATH}",
     )
 
 

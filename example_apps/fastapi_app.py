@@ -27,7 +27,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Router
 
 import _pages
-from billing import lz, port, products, start_local_checkout
+from billing import CANCEL_PATH, SUCCESS_PATH, lz, port, products, start_local_checkout
 from licenzy_embed import LicenzyError, Reservation
 from licenzy_embed.integrations.asgi import (
     LicenzyASGI,
@@ -73,8 +73,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="licenzy-embed FastAPI example", lifespan=lifespan)
 app.add_middleware(SessionMiddleware, secret_key=os.environ.get("SESSION_SECRET", "change-me"))
-app.mount(_pages.BILLING, Router(billing.routes))
-
 pages = APIRouter(route_class=LicenzyRoute)
 
 
@@ -106,12 +104,12 @@ def pricing(user: User) -> str:
     return _pages.pricing(user, products(), framework=FRAMEWORK)
 
 
-@pages.get("/success", response_class=HTMLResponse)
+@pages.get(SUCCESS_PATH, response_class=HTMLResponse)
 def success(user: User) -> str:
     return _pages.success(user, framework=FRAMEWORK)
 
 
-@pages.get("/cancel", response_class=HTMLResponse)
+@pages.get(CANCEL_PATH, response_class=HTMLResponse)
 def cancel(user: User) -> str:
     return _pages.cancelled(user, framework=FRAMEWORK)
 
@@ -135,6 +133,7 @@ def generate(request: Request, hold: TenUnits) -> Response:
 
 
 app.include_router(pages)
+app.mount(_pages.BILLING, Router(billing.routes))  # after the pages: it answers all of /billing/…
 
 if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=port())

@@ -35,7 +35,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 
 import _pages
-from billing import lz, port, products, start_local_checkout
+from billing import CANCEL_PATH, SUCCESS_PATH, lz, port, products, start_local_checkout
 from licenzy_embed import LicenzyError
 from licenzy_embed.integrations.asgi import LicenzyASGI, consumes_usage, requires_access
 
@@ -137,10 +137,10 @@ app = Starlette(
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/pricing", pricing),
-        Route("/success", success),
-        Route("/cancel", cancel),
         Route("/report", report),
         Route("/generate", generate, methods=["POST"]),
+        Route(SUCCESS_PATH, success),  # before the Mount, which answers all of /billing/…
+        Route(CANCEL_PATH, cancel),
         Mount(_pages.BILLING, routes=billing.routes),
     ],
     middleware=[

@@ -9,9 +9,9 @@ urlpatterns = [
     path("login", views.demo_login),
     path("logout", views.demo_logout),
     path("pricing", views.pricing),
-    path("success", views.success),
-    path("cancel", views.cancel),
     path("report", views.report),
     path("generate", views.generate),
+    path("billing/success", views.success),
+    path("billing/cancel", views.cancel),
     path("billing/", include("licenzy_embed.integrations.django.urls")),
 ]

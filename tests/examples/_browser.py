@@ -87,7 +87,7 @@ def _buy(page: Any, base: str, product: str, shot: Callable[[str], Path]) -> Non
 def _pay(page: Any, base: str, product: str, shot: Callable[[str], Path]) -> None:
     """Pay on the local checkout page; the success page waits for the webhook."""
     page.locator("#pay").click()
-    page.wait_for_url(f"{base}/success")
+    page.wait_for_url(f"{base}/billing/success")
     shot(f"success-{product}")
     page.locator("#status[data-state=active]").wait_for()
     assert page.locator("#status").inner_text() == f"{product} is active."
@@ -125,7 +125,7 @@ def buy_and_use(page: Any, base: str, shot: Callable[[str], Path]) -> None:
 
     _buy(page, base, "PRO_MONTHLY", shot)
     page.locator("#decline").click()
-    page.wait_for_url(f"{base}/cancel")
+    page.wait_for_url(f"{base}/billing/cancel")
     shot("declined")
     access = _access(page, base)
     assert (access["has_access"], access["entitlements"]) == (False, [])
