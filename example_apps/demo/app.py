@@ -140,6 +140,9 @@ def create_app(state_dir: Path, base_url: str) -> tuple[Flask, Licenzy, StripeSi
         cancel_url=f"{base_url}/pricing?canceled=1",
         clock=None if stripe_mode else clock,  # Stripe's clock is its own
     )
+    if lz.mode != "test":
+        lz.store.close()
+        raise SystemExit("the demo runs against Stripe test mode only: use an sk_test_… key")
     simulator: StripeSimulator | None = None
     app = Flask(__name__)
     app.config["SECRET_KEY"] = secret_key(state_dir / "secret_key")
