@@ -140,6 +140,9 @@ def create_app(state_dir: Path, base_url: str) -> tuple[Flask, Licenzy, StripeSi
         cancel_url=f"{base_url}/pricing?canceled=1",
         clock=None if stripe_mode else clock,  # Stripe's clock is its own
     )
+    if lz.mode != "test":
+        lz.store.close()
+        raise SystemExit("the demo runs against Stripe test mode only: use an sk_test_… key")
     simulator: StripeSimulator | None = None
     app = Flask(__name__)
     app.config["SECRET_KEY"] = secret_key(state_dir / "secret_key")
@@ -170,7 +173,8 @@ def create_app(state_dir: Path, base_url: str) -> tuple[Flask, Licenzy, StripeSi
         """Denials as pages: sign in first (401), buy something (402), out of units (409)."""
         if error.status == 401:
             return redirect(url_for("login", next=request.path))
-        return render("Not allowed", """<p class=denied id=refused>{{ message }}
+        title = {402: "No access yet", 409: "Out of units"}.get(error.status, "Not allowed")
+        return render(title, """<p class=denied id=refused>{{ message }}
             <br><small>code: {{ code }}</small></p><p><a href="/pricing">See the pricing page</a>
             · <a href="/account">your account</a></p>""", error.status,
                       message=error.message, code=error.code)

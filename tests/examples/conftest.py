@@ -40,9 +40,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium (Debian's ``/usr/bin/chromium``) driven by Playwright."""
+    """A headless Chromium (Debian's ``/usr/bin/chromium``) driven by Playwright.
+
+    One per test, on purpose: Playwright's sync API keeps an asyncio loop running in the
+    thread while it is started, so a longer-lived one would break every later test that
+    calls ``asyncio.run`` (the ASGI adapters' tests)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

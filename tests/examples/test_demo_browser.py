@@ -111,6 +111,7 @@ def test_declined_payment_grants_nothing(page: Any, demo: str,
     base = demo
     sign_in(page, base, "bob")
     buy(page, base, "WEEK_PASS")
+    checkout_url = page.url
     screenshot("local-checkout")
     page.click("#decline")
     page.wait_for_url(f"{base}/pricing?canceled=1")
@@ -123,5 +124,10 @@ def test_declined_payment_grants_nothing(page: Any, demo: str,
     assert "none yet" in (page.text_content("#entitlements") or "")
     assert page.text_content("#access-status") == "none"
     screenshot("account-empty")
-    # The session is over: paying it now is refused and still grants nothing.
-    page.go_back()
+
+    # The session is over: its page offers no Pay button any more.
+    page.goto(checkout_url)
+    assert "This checkout session is expired" in (page.text_content("body") or "")
+    assert page.locator("#pay").count() == 0
+    screenshot("expired-session")
+    assert page.goto(f"{base}/app").status == 402

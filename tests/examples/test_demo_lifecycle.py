@@ -124,3 +124,46 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
     redirect = demo.client.post("/login?next=//evil.example", data={"name": "carol"})
     assert redirect.location == "/pricing"
     demo.close()
+
+
+STRIPE_ENV = {"STRIPE_API_KEY": "sk_test_demo", "STRIPE_WEBHOOK_SECRET": "whsec_demo_stripe",
+              "PRICE_PRO_MONTHLY": "price_1ProMonthly", "PRICE_CREDITS_100": "price_1Credits",
+              "PRICE_WEEK_PASS": "price_1WeekPass"}
+
+
+def test_with_stripe_settings_it_runs_against_stripe_without_the_simulator(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from licenzy_embed.testing import sign_payload
+
+    for name, value in STRIPE_ENV.items():
+        monkeypatch.setenv(name, value)
+    app, lz, simulator = load_demo().create_app(tmp_path / "state", BASE)
+    try:
+        assert simulator is None and lz.mode == "test"
+        assert lz.catalog.get("PRO_MONTHLY").price == "price_1ProMonthly"
+        client = app.test_client()
+        assert client.get("/stripe/checkout/cs_test_x").status_code == 404  # no local page
+        client.post("/login", data={"name": "erin"})
+        assert "Demo clock" not in client.get("/account").get_data(as_text=True)
+        body = (b'{"id":"evt_1","object":"event","type":"customer.created","livemode":false,'
+                b'"created":1,"data":{"object":{"id":"cus_1","object":"customer"}}}')
+        for secret, status in (("whsec_demo_stripe", 200), ("whsec_other", 400)):
+            answer = client.post("/billing/webhooks/stripe", data=body, headers={
+                "Stripe-Signature": sign_payload(body, secret)})
+            assert answer.status_code == status  # verified with STRIPE_WEBHOOK_SECRET
+    finally:
+        lz.store.close()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"PRICE_WEEK_PASS": ""}, "PRICE_WEEK_PASS must name"),
+    ({"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET must be"),
+    ({"STRIPE_API_KEY": "sk_live_demo"}, "test mode only"),
+])
+def test_incomplete_stripe_settings_stop_it_with_a_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: dict[str, str],
+        message: str) -> None:
+    for name, value in {**STRIPE_ENV, **change}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=message):
+        load_demo().create_app(tmp_path / "state", BASE)
