@@ -8,14 +8,11 @@ and with fresh state, and hands the page to :func:`buy_and_use`.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from .conftest import CHROMIUM, _unavailable, free_port
+from .conftest import free_port
 
 #: The one command that runs each example app, from the repository root after
 #: ``make .venv/.installed`` — as the README's "Example apps" list gives it (tests/test_readme.py
@@ -29,26 +26,6 @@ COMMANDS = {
 PRO_UNITS = 50  # PRO_MONTHLY's monthly units in example_apps/billing.py
 PACK_UNITS = 100  # CREDITS_100's
 GENERATE_UNITS = 10  # what one Generate click costs (example_apps/_pages.py)
-
-
-@pytest.fixture(scope="module", name="browser")
-def module_browser() -> Iterator[Any]:
-    """conftest's ``browser``, but one per test module instead of one per session.
-
-    While Playwright's sync API runs, this thread has a running asyncio loop, and Django's
-    async-safety guard then refuses the ORM calls of every Django test that runs later in the
-    session (``SynchronousOnlyOperation``); closing Playwright after each module ends that."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed: pip install playwright")
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def start_example(name: str, start_app: Callable[..., str], tmp_path: Path) -> str:

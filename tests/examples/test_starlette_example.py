@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ._browser import buy_and_use, module_browser, start_example  # noqa: F401 (browser)
+from ._browser import buy_and_use, start_example
 
 
 @pytest.mark.browser
