@@ -85,8 +85,9 @@ def _units_left(page: Any) -> int:
 
 
 def buy_and_use(page: Any, base: str, shot: Callable[[str], Path]) -> None:
-    """Sign in; be refused the report; a declined payment grants nothing; buy PRO_MONTHLY and
-    pay; the success page waits until access is active; open the report; generate until the
+    """Sign in; be refused the report; a declined payment grants nothing, and neither does
+    opening the success page; buy PRO_MONTHLY and pay; the success page waits until access is
+    active; open the report; generate until the
     units run out and see the refusal; buy a credits pack and go on generating."""
     page.goto(f"{base}/")
     shot("home")
@@ -107,6 +108,15 @@ def buy_and_use(page: Any, base: str, shot: Callable[[str], Path]) -> None:
     access = _access(page, base)
     assert (access["has_access"], access["entitlements"]) == (False, [])
     assert page.goto(f"{base}/report").status == 402
+
+    # The success page grants nothing by itself: opened without a payment it keeps polling.
+    with page.expect_response(f"{base}/billing/access"):
+        page.goto(f"{base}/billing/success")
+    with page.expect_response(f"{base}/billing/access"):  # the next poll answered too
+        pass
+    assert page.locator("#status").get_attribute("data-state") == "activating"
+    shot("success-page-without-a-payment")
+    assert _access(page, base)["has_access"] is False
 
     _buy(page, base, "PRO_MONTHLY", shot)
     _pay(page, base, "PRO_MONTHLY", shot)
