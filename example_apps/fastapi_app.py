@@ -60,7 +60,7 @@ def denied(request: Request, error: LicenzyError) -> Response:
 billing = LicenzyASGI(lz, subject_resolver=signed_in, denial_handler=denied)
 User = Annotated[str | None, Depends(signed_in)]
 Paid = Annotated[str, Depends(require_access(billing))]  # the subject_ref, once allowed
-TenUnits = Annotated[Reservation, Depends(consume_usage(billing, _pages.GENERATE_UNITS))]
+GenerateHold = Annotated[Reservation, Depends(consume_usage(billing, _pages.GENERATE_UNITS))]
 
 
 @asynccontextmanager
@@ -124,7 +124,7 @@ def report(request: Request, subject: Paid) -> Response:
 
 
 @pages.post("/generate")
-def generate(request: Request, hold: TenUnits) -> Response:
+def generate(request: Request, hold: GenerateHold) -> Response:
     # The hold already took its units out of what is left; they are spent when this answers.
     access = lz.customer_access(hold.subject_ref)
     if html(request):
