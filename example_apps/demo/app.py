@@ -27,6 +27,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import sys
 import threading
 import uuid
@@ -381,9 +382,13 @@ def main(argv: list[str] | None = None) -> None:
     if simulator is None:
         print("Stripe test mode: forward the webhooks with\n  stripe listen --forward-to "
               f"localhost:{args.port}/billing/webhooks/stripe", flush=True)
-    # Threaded: the local checkout page's Pay posts to the webhook route of this same server.
-    run_simple(args.host, args.port, app, threaded=True)
-    lz.store.close()
+    # Stopped by Ctrl-C or a plain kill alike, the store is closed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        # Threaded: the local checkout page's Pay posts to the webhook route of this server.
+        run_simple(args.host, args.port, app, threaded=True)
+    finally:
+        lz.store.close()
 
 
 if __name__ == "__main__":
