@@ -1,15 +1,21 @@
-"""A Flask app selling access with licenzy-embed.
+"""A Flask JSON API selling access with licenzy-embed: the smallest Flask integration.
 
-    pip install 'licenzy-embed[flask,sqlalchemy]'
-    cd example_apps && flask --app flask_app run        # or: gunicorn -w 4 flask_app:app
+The Flask example app to click through in a browser is the demo SaaS (``make demo``,
+example_apps/demo/app.py); this one is the same integration without pages, and what the
+gunicorn test runs.
 
-Then, with the local Stripe simulator (no STRIPE_API_KEY)::
+    pip install -e '.[flask,sqlalchemy]'               # from the repository's root
+    cd example_apps && flask --app flask_app run --port 8000   # or: gunicorn -w 4 flask_app:app
 
-    curl -c jar -X POST 'localhost:5000/login?user=alice'
-    curl -b jar localhost:5000/report                     # 402: nothing bought yet
-    curl -b jar -X POST localhost:5000/billing/checkout -H 'Content-Type: application/json' \\
+(port 8000: the success and cancel URLs ``billing.py`` gives Stripe use APP_BASE_URL, by default
+http://127.0.0.1:8000.) Then, with the local Stripe simulator (no STRIPE_API_KEY)::
+
+    curl -c jar -X POST 'localhost:8000/login?user=alice'
+    curl -b jar localhost:8000/report                     # 402: nothing bought yet
+    curl -b jar -X POST localhost:8000/billing/checkout -H 'Content-Type: application/json' \\
          -d '{"product_code": "CREDITS_100"}'              # → checkout_url, attempt_id
     # a real app redirects to checkout_url; Stripe then calls POST /billing/webhooks/stripe
+    # and sends the customer back to /billing/success (or /billing/cancel)
 """
 
 from __future__ import annotations
@@ -39,6 +45,19 @@ def login() -> dict[str, Any]:
     """Demo sign-in: a real app checks a password or an SSO assertion."""
     session["user"] = request.args["user"]
     return {"user": session["user"]}
+
+
+@app.get("/billing/success")
+def checkout_success() -> dict[str, Any]:
+    """Stripe's success_url. Landing here grants nothing: access comes with the webhook."""
+    return {"status": "processing",
+            "message": "Thank you! Access starts once Stripe's webhook is processed; "
+                       "GET /billing/access shows it."}
+
+
+@app.get("/billing/cancel")
+def checkout_canceled() -> dict[str, Any]:
+    return {"status": "canceled", "message": "Checkout canceled; nothing was charged."}
 
 
 @app.get("/report")

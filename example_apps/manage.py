@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""``python manage.py migrate && python manage.py runserver`` (or gunicorn
-django_project.wsgi) from example_apps/."""
+"""Django's command-line utility for the example project.
+
+``python example_apps/manage.py runexample`` migrates and serves it (see
+django_project/settings.py); ``migrate``, ``runserver`` and the rest work as usual."""
 
 from __future__ import annotations
 

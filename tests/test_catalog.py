@@ -65,11 +65,22 @@ def test_catalog_entries_must_be_products() -> None:
     ({"kind": "lifetime"}, "kind must be one of"),
     ({"kind": "usage_pack", "units": 5, "price": ""}, "price must be a Stripe Price id"),
     ({"kind": "usage_pack", "units": 5, "price": None}, "price must be a Stripe Price id"),
+    ({"kind": "usage_pack", "units": 5, "price": "prod_123"}, r"not 'prod_123' \(that is a Pro"),
+    ({"kind": "usage_pack", "units": 5, "price": "price_abc\n"}, r"not 'price_abc\\n'"),
+    ({"kind": "usage_pack", "units": 5, "price": " price_abc"}, "price must be a Stripe Price"),
+    ({"kind": "usage_pack", "units": 5, "price": "price_"}, "price must be a Stripe Price id"),
+    ({"kind": "usage_pack", "units": 5, "price": "plan_basic"}, "like price_1MoBy5"),
+    ({"kind": "usage_pack", "units": 5, "price": "pro-monthly"}, "like price_1MoBy5"),
 ])
 def test_bad_products_are_refused(kwargs: dict[str, Any], message: str) -> None:
     fields = {"price": "price_x", **kwargs}
     with pytest.raises(ValueError, match=message):
         build([Product("PRODUCT", **fields)])
+
+
+def test_price_ids_in_the_stripe_format_are_accepted() -> None:
+    for price in ("price_1MoBy5LkdIwHu7ixZhnattbh", "price_pro_monthly", "price_X"):
+        assert Product("PRO", kind="subscription", price=price).price == price
 
 
 @pytest.mark.parametrize("code", ["pro", "A-B", "A" * 65, "", "PRO MONTHLY", None])

@@ -6,6 +6,7 @@ a start-up ``ValueError``, not a customer who paid and got nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +17,9 @@ from .errors import UnknownProduct
 
 Kind = Literal["subscription", "usage_pack", "time_pass"]
 KINDS: tuple[Kind, ...] = ("subscription", "usage_pack", "time_pass")
+# Stripe's Price ids (price_1MoBy5LkdIwHu7ix…); webhooks name the price, so anything else here
+# (a Product id, a lookup key, a stray newline) would match no event and grant nothing.
+PRICE_ID = re.compile(r"price_[A-Za-z0-9_]{1,250}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ class Product:
             raise ValueError(f"{self.code}: kind must be one of {', '.join(KINDS)}")
         if not isinstance(self.price, str) or not self.price.strip():
             raise ValueError(f"{self.code}: price must be a Stripe Price id")
+        if not PRICE_ID.fullmatch(self.price):
+            hint = (" (that is a Product id: use the id of one of its prices)"
+                    if self.price.startswith("prod_") else "")
+            raise ValueError(f"{self.code}: price must be a Stripe Price id like "
+                             f"price_1MoBy5LkdIwHu7ix, not {self.price!r}{hint}")
         if self.units is not None and (
             isinstance(self.units, bool) or not isinstance(self.units, int)
             or not 1 <= self.units <= validation.MAX_UNITS

@@ -66,14 +66,14 @@ def demo_products() -> list[Product]:
 
 @pytest.fixture
 def licenzy_clock() -> FrozenClock:
-    """A :class:`~licenzy_embed.testing.FrozenClock` at 2026-01-01 UTC; ``advance(days=…)``
-    moves it."""
+    """A FrozenClock at 2026-01-01 UTC that moves only with ``licenzy_clock.advance(days=…)``:
+    grace periods and expiries are tested without sleeping."""
     return FrozenClock(DEFAULT_START)
 
 
 @pytest.fixture
 def licenzy_store() -> Iterator[InMemoryStore]:
-    """A fresh, empty :class:`~licenzy_embed.InMemoryStore`."""
+    """A fresh InMemoryStore per test, closed afterwards."""
     store = InMemoryStore()
     yield store
     store.close()
@@ -81,15 +81,17 @@ def licenzy_store() -> Iterator[InMemoryStore]:
 
 @pytest.fixture
 def licenzy_products() -> list[Product]:
-    """The catalog: PRO_MONTHLY, CREDITS_1K, WEEK_PASS; override with a fixture of yours."""
+    """The catalog ``licenzy`` sells: PRO_MONTHLY (subscription, price_pro_monthly, 1000
+    units), CREDITS_1K (usage pack, price_credits_1k, 1000 units) and WEEK_PASS (time pass,
+    price_week_pass, 7 days). Define your own ``licenzy_products`` fixture to use yours."""
     return demo_products()
 
 
 @pytest.fixture
 def licenzy(licenzy_store: InMemoryStore, licenzy_products: list[Product],
             licenzy_clock: FrozenClock) -> Licenzy:
-    """A key-less, test-mode Licenzy on the three fixtures above, with the Stripe simulator
-    attached."""
+    """A test-mode Licenzy (no Stripe key) on ``licenzy_store``, ``licenzy_products`` and
+    ``licenzy_clock``; checkout goes to the Stripe simulator."""
     from ..licenzy import Licenzy
     from .simulator import StripeSimulator
 
@@ -106,8 +108,8 @@ def licenzy(licenzy_store: InMemoryStore, licenzy_products: list[Product],
 
 @pytest.fixture
 def stripe_simulator(licenzy: Licenzy) -> StripeSimulator:
-    """The simulator of ``licenzy``: complete checkouts, renew, fail, cancel, refund and
-    dispute with real signed events."""
+    """The StripeSimulator ``licenzy`` checks out with: ``complete_checkout``, ``renew``,
+    ``fail_payment``, ``cancel``, ``refund``… deliver real signed events to it."""
     from .simulator import StripeSimulator
 
     return StripeSimulator.for_licenzy(licenzy)

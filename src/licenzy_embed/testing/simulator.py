@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import random
 import secrets
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,11 @@ class _Hold:
 class StripeSimulator:
     """Stripe, in process, for one test-mode ``Licenzy``. See the module docstring."""
 
+    #: Where ``checkout_url``\ s point; :class:`~licenzy_embed.testing.LocalCheckout` sets it
+    #: to the page it serves. The default is served by nothing (tests complete sessions in code).
+    checkout_base: str = CHECKOUT_BASE
+    _state_path: str | None = None
+
     def __init__(self, licenzy: Licenzy, *, period: timedelta = DEFAULT_PERIOD,
                  secret: str | None = None) -> None:
         if licenzy.mode != "test":
@@ -214,6 +220,7 @@ class StripeSimulator:
                 "created": self._now(), "metadata": dict(params.get("metadata") or {}),
             }
             self._remember("customers", idempotency_key, params, customer_id)
+            self._autosave()
             return customer_id
 
     def create_checkout_session(self, params: dict[str, Any], *,
@@ -252,10 +259,11 @@ class StripeSimulator:
                 id=session_id, params=params,
                 subject_ref=metadata.get("subject_ref") or params.get("client_reference_id"),
                 product_code=product.code, price=product.price, customer=customer,
-                url=f"{CHECKOUT_BASE}/{session_id}", created=self._now(),
+                url=f"{self.checkout_base}/{session_id}", created=self._now(),
             )
             self._sessions[session_id] = session
             self._remember("sessions", idempotency_key, params, session)
+            self._autosave()
             return GatewaySession(session.id, session.url)
 
     def _replay(self, kind: str, key: str, params: dict[str, Any]) -> object | None:
@@ -326,6 +334,7 @@ class StripeSimulator:
         return payload, sign_payload(payload, secret or self.secret, timestamp)
 
     def _send(self, events: list[Event]) -> list[Event]:
+        self._autosave()  # every lifecycle change ends here, before its events go out
         with self._lock:
             if self._holding:
                 self.held.extend(events)
@@ -584,6 +593,61 @@ class StripeSimulator:
     def checkout_session(self, session: CheckoutSession | str) -> dict[str, Any]:
         with self._lock:
             return self._session_object(self._session(session))
+
+    # ------------------------------------------------------------------ persistence
+    def persist_to(self, path: str | os.PathLike[str]) -> None:
+        """Keep this simulator's state (customers, sessions, subscriptions, payments) in the
+        JSON file ``path``: loaded now when it exists, rewritten after every change. A demo
+        app restarted on the same file still renews the subscriptions it sold."""
+        path = os.fspath(path)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                self.restore_state(json.load(f))
+        self._state_path = path
+        self._autosave()
+
+    def dump_state(self) -> dict[str, Any]:
+        """Everything needed to carry on after a restart, as JSON-ready data."""
+        with self._lock:
+            number = next(self._sequence)
+            self._sequence = itertools.count(number)
+            return {
+                "sequence": number,
+                "customers": self._customers,
+                "sessions": [asdict(s) for s in self._sessions.values()],
+                "subscriptions": [asdict(s) for s in self._subscriptions.values()],
+                "payments": [asdict(p) for p in self._payments.values()],
+                "idempotent": [
+                    [kind, key, fingerprint,
+                     {"session": answer.id} if isinstance(answer, _Session) else answer]
+                    for (kind, key), (fingerprint, answer) in self._idempotent.items()],
+            }
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Load what :meth:`dump_state` returned (replacing this simulator's state)."""
+        with self._lock:
+            self._sequence = itertools.count(int(state.get("sequence", 1)))
+            self._customers = dict(state.get("customers") or {})
+            self._sessions = {s["id"]: _Session(**s) for s in state.get("sessions") or []}
+            self._subscriptions = {s["id"]: _Subscription(**s)
+                                   for s in state.get("subscriptions") or []}
+            self._payments = {p["payment_intent"]: _Payment(**p)
+                              for p in state.get("payments") or []}
+            self._idempotent = {}
+            for kind, key, fingerprint, answer in state.get("idempotent") or []:
+                if isinstance(answer, dict):
+                    answer = self._sessions[answer["session"]]
+                self._idempotent[(kind, key)] = (fingerprint, answer)
+
+    def _autosave(self) -> None:
+        if self._state_path is None:
+            return
+        with self._lock:
+            data = json.dumps(self.dump_state(), indent=1, sort_keys=True)
+            tmp = f"{self._state_path}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(data)
+            os.replace(tmp, self._state_path)  # a crash mid-write never leaves half a file
 
     # ------------------------------------------------------------------ internals
     def _now(self) -> int:
