@@ -127,7 +127,7 @@ def _work(index: int, url: str, subjects: list[str], deliveries: list[tuple[str,
     spends: dict[str, tuple[str, int, str]] = {}
     holds: dict[str, tuple[str, int, str, int]] = {}
     events: dict[str, str] = {}
-    counts: Counter[str] = Counter()
+    counts: Counter[str] = Counter(checks=0, checks_unavailable=0, deliveries=0)
 
     def deliver(event_id: str, body: str) -> None:
         payload = body.encode()

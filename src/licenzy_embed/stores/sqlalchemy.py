@@ -243,6 +243,11 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also in a forked child (a pre-forking server): the parent's thread and lock state
+        # do not carry over, and the child's connections are its own.
         self._cond = threading.Condition()
         self._waits: dict[int, tuple[float, int]] = {}  # token -> (deadline, fd)
         self._fired: set[int] = set()
@@ -298,6 +303,8 @@ def _shut(fd: int) -> None:
 
 
 _WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._reset)
 _WATCHED_CLASSES: dict[float, Any] = {}
 
 
