@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from licenzy_embed import StoreUnavailable
 from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore, create_engine
 
 from .databases import SERVERS
@@ -91,3 +93,16 @@ def test_create_engine_is_how_an_app_shares_a_bounded_engine() -> None:
         SQLAlchemyStore(engine).close()
     finally:
         engine.dispose()
+
+
+def test_waiting_for_a_pooled_connection_is_bounded_too(tmp_path: Any) -> None:
+    store = SQLAlchemyStore(f"sqlite:///{tmp_path / 'pool.db'}", create_tables=True,
+                            pool_size=1, max_overflow=0, pool_timeout=0.2)
+    try:
+        # Another request holds the only connection.
+        with store.engine.connect(), pytest.raises(StoreUnavailable) as failed:
+            store.has_access("test", "user_1", datetime.now(timezone.utc))
+        assert "pooled connection" in (failed.value.detail or "")
+        assert store.has_access("test", "user_1", datetime.now(timezone.utc)) is False
+    finally:
+        store.close()

@@ -22,7 +22,11 @@ How each guarantee of the store Protocol (``stores/base.py``) is met in SQL:
   on MariaDB the duplicate-key error, which only undoes the one statement.
 * **Outages fail closed.** Any failure to reach the database (refused connection, dropped
   connection, lock wait timeout, missing tables) raises ``StoreUnavailable``; the transaction
-  is rolled back by the database, so nothing is half written.
+  is rolled back by the database, so nothing is half written. Its message is plain; the
+  driver's text goes to its ``detail`` and the log.
+* **Every wait is bounded** (connect, statement, lock, pool checkout; see ``create_engine``),
+  well under a server's worker timeout, so a sick database answers 503 instead of holding a
+  worker until it is killed — or answering an error and charging later.
 
 Tables are created by the Alembic migrations shipped in ``licenzy_embed/migrations``:
 :func:`migrate` (or ``licenzy-embed migrate --url …``) applies them; ``create_tables=True``
