@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from licenzy_embed import Licenzy, StoreUnavailable
 from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
-from licenzy_embed.testing import FrozenClock
+from licenzy_embed.testing import FrozenClock, StripeSimulator
 
 from ..conftest import START, catalog
 from ..sql.databases import SERVERS
@@ -183,3 +183,41 @@ def test_a_statement_over_the_statement_timeout_answers_503(server_url: str) -> 
         assert store.has_access("test", "nobody", START) is False
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("server_url", SERVER_BACKENDS, indirect=True)
+def test_a_webhook_that_waits_too_long_for_a_lock_records_nothing(server_url: str) -> None:
+    """A refund for a pack whose rows another transaction holds: the delivery answers 503
+    (Stripe delivers it again) and leaves no trace — not its event id, which would make the
+    redelivery a "duplicate" that never applies the refund."""
+    lz = Licenzy(store=SQLAlchemyStore(server_url, **TIMEOUTS), products=catalog(),
+                 clock=FrozenClock(START), stripe_webhook_secret="whsec_bounded_waits")
+    subject = "user_refunded"
+    try:
+        sim = StripeSimulator.for_licenzy(lz)
+        session = lz.create_checkout_session(subject, "CREDITS_100", idempotency_key="buy")
+        sim.complete_checkout(session)  # delivered now
+        before = state(lz, subject)
+        with sim.hold_deliveries():
+            refund_events = sim.refund(subject, "CREDITS_100")
+        sim.held.clear()
+        engine, blocker = _hold_rows(server_url, subject)
+        try:
+            for event in refund_events:
+                payload, header = sim.signed(event)
+                failed = unavailable(lambda p=payload, h=header: lz.handle_webhook(p, h))
+                assert "lock" in (failed.detail or "").lower(), failed.detail
+                assert lz.store.get_processed_event(lz.mode, str(event["id"])) is None
+        finally:
+            blocker.rollback()
+            blocker.close()
+            engine.dispose()
+        assert state(lz, subject) == before
+        outcomes = [lz.handle_webhook(*sim.signed(event)).outcome for event in refund_events]
+        assert "processed" in outcomes
+        (pack,) = lz.entitlements(subject)
+        assert pack.status == "refunded" and not pack.available
+        assert [lz.handle_webhook(*sim.signed(e)).outcome for e in refund_events] == (
+            ["duplicate"] * len(refund_events))
+    finally:
+        lz.store.close()
