@@ -133,10 +133,14 @@ class StoreUnavailable(LicenzyError):
     code = "entitlements_unavailable"
     status = 503
 
-    def __init__(self, message: str | None = None, *, retryable: bool = False) -> None:
+    def __init__(self, message: str | None = None, *, retryable: bool = False,
+                 detail: str | None = None) -> None:
         # True when the database broke a deadlock or a serialization conflict: nothing was
         # written and the very same transaction may simply run again.
         self.retryable = retryable
+        # For the log only, never a response body: the driver's text (host, port) and what
+        # an operator should do. ``message`` stays plain enough to show any client.
+        self.detail = detail
         super().__init__(message)
 
 

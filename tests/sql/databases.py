@@ -7,7 +7,8 @@ tables before each test, so two sessions running at once never see each other's 
 tests copy a migrated template file.
 
 Without ``LICENZY_REQUIRE_SERVICES=1`` an unreachable server skips its tests with a message
-saying how to run them; with it, they fail. ``LICENZY_TEST_POSTGRES_URL`` and
+saying how to run them; with it, they fail. A reachable server without the test database gets
+it created (``licenzy_test``, or the database of the URL below). ``LICENZY_TEST_POSTGRES_URL`` and
 ``LICENZY_TEST_MYSQL_URL`` point the tests at other servers.
 """
 
@@ -56,6 +57,20 @@ def unreachable(backend: str, reason: str) -> NoReturn:
     pytest.skip(message)
 
 
+def cannot_create(backend: str, database: str, reason: str) -> NoReturn:
+    message = (f"{backend} server reachable, but the test database {database!r} is missing "
+               f"and could not be created ({reason}); create it, or grant the test user "
+               "CREATE, or point the tests elsewhere with LICENZY_TEST_POSTGRES_URL / "
+               "LICENZY_TEST_MYSQL_URL")
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} [LICENZY_REQUIRE_SERVICES=1]", pytrace=False)
+    pytest.skip(message)
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
 class Server:
     """One database server: reachability (checked once), and namespaces on it."""
 
@@ -65,17 +80,19 @@ class Server:
         self._lock = threading.RLock()
         self._problem: str | None = None
         self._checked = False
+        self._unreachable = False
         self._session_url: str | None = None
         self._namespaces: list[str] = []
 
     # -- admin connections
     def _admin_engine(self) -> sa.Engine:
+        # The server's own database, never the test database (which may not exist yet).
+        # ``URL.set(database=None)`` would keep the old name: None there means "unchanged".
         if self.backend == "postgres":
             target = self.url.set(database="postgres")
-            args = {"connect_timeout": 5}
         else:
-            target = self.url.set(database=None)
-            args = {"connect_timeout": 5}
+            target = self.url._replace(database=None)
+        args = {"connect_timeout": 5}
         return sa.create_engine(target, isolation_level="AUTOCOMMIT", connect_args=args,
                                 poolclass=sa.pool.NullPool)
 
@@ -93,11 +110,27 @@ class Server:
             if not self._checked:
                 self._checked = True
                 try:
-                    self._ensure_database()
+                    self._reach()
                 except Exception as exc:  # any failure to connect means "not reachable"
-                    self._problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    self._problem = _first_line(exc)
+                    self._unreachable = True
+                else:
+                    try:
+                        self._ensure_database()
+                    except Exception as exc:  # reachable, but the database is not usable
+                        self._problem = _first_line(exc)
         if self._problem is not None:
-            unreachable(self.backend, self._problem)
+            if self._unreachable:
+                unreachable(self.backend, self._problem)
+            cannot_create(self.backend, str(self.url.database), self._problem)
+
+    def _reach(self) -> None:
+        engine = self._admin_engine()
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        finally:
+            engine.dispose()
 
     def _ensure_database(self) -> None:
         name = self.url.database

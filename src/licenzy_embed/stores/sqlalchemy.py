@@ -22,7 +22,11 @@ How each guarantee of the store Protocol (``stores/base.py``) is met in SQL:
   on MariaDB the duplicate-key error, which only undoes the one statement.
 * **Outages fail closed.** Any failure to reach the database (refused connection, dropped
   connection, lock wait timeout, missing tables) raises ``StoreUnavailable``; the transaction
-  is rolled back by the database, so nothing is half written.
+  is rolled back by the database, so nothing is half written. Its message is plain; the
+  driver's text goes to its ``detail`` and the log.
+* **Every wait is bounded** (connect, statement, lock, pool checkout; see ``create_engine``),
+  well under a server's worker timeout, so a sick database answers 503 instead of holding a
+  worker until it is killed — or answering an error and charging later.
 
 Tables are created by the Alembic migrations shipped in ``licenzy_embed/migrations``:
 :func:`migrate` (or ``licenzy-embed migrate --url …``) applies them; ``create_tables=True``
@@ -41,8 +45,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 import dataclasses
 import json
+import logging
+import math
+import os
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -71,15 +80,35 @@ from ..records import (
 from . import _sql_schema as schema
 from .base import DuplicateKey, UnitsConflict
 
-__all__ = ["SQLAlchemyStore", "migrate"]
+__all__ = ["SQLAlchemyStore", "create_engine", "migrate"]
 
-SQLITE_BUSY_TIMEOUT_S = 30.0
+# Bounded waits, in seconds, all well under a server's worker timeout (gunicorn: 30 s) so that a
+# sick database answers 503 before the worker is killed; see the README's storage section.
+CONNECT_TIMEOUT_S = 5.0
+STATEMENT_TIMEOUT_S = 10.0
+LOCK_TIMEOUT_S = 5.0
+POOL_TIMEOUT_S = 5.0
+SQLITE_BUSY_TIMEOUT_S = 10.0
+# The client gives up on a connection that stopped answering this long after the server's own
+# statement timeout should have answered, so a live server's (clean) error always comes first.
+CLIENT_GRACE_S = 1.0
 # Execution options read by the SQLite BEGIN listener.
 SQLITE_BEGIN_OPTION = "licenzy_sqlite_begin"
 SQLITE_BUSY_OPTION = "licenzy_sqlite_busy_timeout"
 SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
 _DRIVER_EXTRAS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+logger = logging.getLogger("licenzy_embed")
+
+
+def _seconds(name: str, value: object, *, zero: bool = False) -> float:
+    """``value`` as a number of seconds, or a ValueError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value) or value < 0 or (value == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise ValueError(f"{name} must be a finite number of seconds {bound}, not {value!r}")
+    return float(value)
 
 
 # ---------------------------------------------------------------------------- engines
@@ -88,24 +117,46 @@ def _is_memory_sqlite(engine_or_url: Any) -> bool:
     return bool(url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
 
 
-def create_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the settings the store's concurrency guarantees rely on."""
+def create_engine(url: str, *, connect_timeout: float | None = CONNECT_TIMEOUT_S,
+                  statement_timeout: float | None = STATEMENT_TIMEOUT_S,
+                  lock_timeout: float | None = LOCK_TIMEOUT_S, **kwargs: Any) -> Engine:
+    """An engine with the settings the store's guarantees rely on: READ COMMITTED, the pool's
+    liveness ping, and bounded waits (seconds; None leaves the driver's own, unbounded, wait).
+
+    An app that shares one engine with the store builds it here, so the store's bounded waits
+    hold on it too (they then also apply to the app's own queries).
+    """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
         raise ValueError(f"unsupported database {backend!r}: use SQLite, PostgreSQL or "
                          "MariaDB/MySQL")
+    for name, value in (("connect_timeout", connect_timeout),
+                        ("statement_timeout", statement_timeout),
+                        ("lock_timeout", lock_timeout)):
+        if value is not None:
+            _seconds(name, value)
     options: dict[str, Any] = {"pool_pre_ping": True}
+    driver_args: dict[str, Any] = {}
     if backend in ("postgresql", "mysql", "mariadb"):
         options["isolation_level"] = "READ COMMITTED"
     if backend == "sqlite":
-        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        driver_args = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         if _is_memory_sqlite(url):
             # One shared connection, so every thread sees the same in-memory database; the
             # store serialises its use (see SQLAlchemyStore._serial).
             options["poolclass"] = StaticPool
-            options["connect_args"]["check_same_thread"] = False
-    connect_args = {**options.get("connect_args", {}), **kwargs.pop("connect_args", {})}
+            driver_args["check_same_thread"] = False
+    if "poolclass" not in options and "poolclass" not in kwargs:
+        # Waiting for a pooled connection is waiting for other requests: bounded too.
+        options["pool_timeout"] = POOL_TIMEOUT_S
+    user_args = dict(kwargs.pop("connect_args", {}))
+    if backend == "postgresql":
+        driver_args.update(_postgres_args(parsed, user_args, connect_timeout,
+                                          statement_timeout, lock_timeout))
+    elif backend in ("mysql", "mariadb"):
+        driver_args.update(_mysql_args(connect_timeout, statement_timeout))
+    connect_args = {**driver_args, **user_args}
     options.update(kwargs)
     if connect_args:
         options["connect_args"] = connect_args
@@ -117,8 +168,183 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             f"the database driver for {parsed.drivername!r} is not installed: "
             f"pip install 'licenzy-embed[{extra}]'"
         ) from exc
+    if backend == "postgresql" and statement_timeout is not None and (
+            engine.dialect.driver == "psycopg"):
+        _watch_psycopg(engine, statement_timeout + CLIENT_GRACE_S)
+    if backend in ("mysql", "mariadb") and (statement_timeout or lock_timeout):
+        _mysql_session_limits(engine, statement_timeout, lock_timeout)
     configure_engine(engine)
     return engine
+
+
+def _postgres_args(url: Any, user_args: dict[str, Any], connect_timeout: float | None,
+                   statement_timeout: float | None,
+                   lock_timeout: float | None) -> dict[str, Any]:
+    """libpq settings: the connect timeout (whole seconds; libpq's minimum is 2), and the
+    statement and lock timeouts as ``-c`` options of the connection's startup packet, so they
+    cost no round trip. ``options`` already in the URL (a search_path…) come after ours."""
+    args: dict[str, Any] = {}
+    if connect_timeout is not None:
+        args["connect_timeout"] = max(2, math.ceil(connect_timeout))
+    settings = []
+    if statement_timeout is not None:
+        settings.append(f"-c statement_timeout={max(1, round(statement_timeout * 1000))}")
+    if lock_timeout is not None:
+        settings.append(f"-c lock_timeout={max(1, round(lock_timeout * 1000))}")
+    if settings:
+        existing = user_args.pop("options", None) or url.query.get("options")
+        if isinstance(existing, tuple):
+            existing = " ".join(existing)
+        args["options"] = " ".join([*settings, *([existing] if existing else [])])
+    return args
+
+
+def _mysql_args(connect_timeout: float | None,
+                statement_timeout: float | None) -> dict[str, Any]:
+    """PyMySQL socket timeouts: a server that stops answering fails the read or write after
+    the statement timeout (plus grace), which PyMySQL reports as a lost connection."""
+    args: dict[str, Any] = {}
+    if connect_timeout is not None:
+        args["connect_timeout"] = connect_timeout
+    if statement_timeout is not None:
+        args["read_timeout"] = args["write_timeout"] = statement_timeout + CLIENT_GRACE_S
+    return args
+
+
+def _mysql_session_limits(engine: Engine, statement_timeout: float | None,
+                          lock_timeout: float | None) -> None:
+    """Set the server's own limits on each new connection (one statement, once per
+    connection): ``innodb_lock_wait_timeout`` (whole seconds, at least 1) and the statement
+    time limit, ``max_statement_time`` on MariaDB (seconds) or ``max_execution_time`` on MySQL
+    (milliseconds, SELECTs only)."""
+
+    def limit(dbapi_connection: Any, record: Any) -> None:
+        settings = []
+        if lock_timeout is not None:
+            settings.append(f"innodb_lock_wait_timeout = {max(1, math.ceil(lock_timeout))}")
+        if statement_timeout is not None:
+            if "mariadb" in str(dbapi_connection.get_server_info()).lower():
+                settings.append(f"max_statement_time = {statement_timeout:.6f}")
+            else:
+                settings.append(f"max_execution_time = {max(1, round(statement_timeout * 1000))}")
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET SESSION " + ", ".join(settings))
+        finally:
+            cursor.close()
+
+    event.listen(engine, "connect", limit)
+
+
+class _Watchdog:
+    """Closes the socket of a connection whose wait for the server outlived its deadline.
+
+    libpq has no read timeout: a server (or a network path) that stops answering leaves a
+    query waiting for ever, and the server's statement_timeout cannot help when the server
+    never got the query. One daemon thread keeps the deadlines of the waits in progress; at a
+    deadline it shuts the socket down, which wakes the waiting thread with a closed connection
+    (a disconnect SQLAlchemy then discards). Registering a wait costs a lock and a dict entry.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also in a forked child (a pre-forking server): the parent's thread and lock state
+        # do not carry over, and the child's connections are its own.
+        self._cond = threading.Condition()
+        self._waits: dict[int, tuple[float, int]] = {}  # token -> (deadline, fd)
+        self._fired: set[int] = set()
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self, fd: int, seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            self._next += 1
+            token = self._next
+            earliest = min((d for d, _ in self._waits.values()), default=math.inf)
+            self._waits[token] = (deadline, fd)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="licenzy-embed-db-watchdog")
+                self._thread.start()
+            elif deadline < earliest:
+                self._cond.notify()
+        return token
+
+    def stop(self, token: int) -> bool:
+        """End a wait; True when the watchdog cut its connection."""
+        with self._cond:
+            self._waits.pop(token, None)
+            if token in self._fired:
+                self._fired.discard(token)
+                return True
+            return False
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, fd) in list(self._waits.items()):
+                    if deadline <= now:
+                        # Still registered, so the waiting thread has not returned and the
+                        # fd is still its connection's: it cannot have been reused.
+                        del self._waits[token]
+                        self._fired.add(token)
+                        _shut(fd)
+                earliest = min((d for d, _ in self._waits.values()), default=None)
+                self._cond.wait(None if earliest is None else max(0.0, earliest - now))
+
+
+def _shut(fd: int) -> None:
+    with suppress(OSError):
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG._reset)
+_WATCHED_CLASSES: dict[float, Any] = {}
+
+
+def _watched_psycopg_class(seconds: float) -> Any:
+    """A psycopg Connection whose every wait for the server (queries, commits, the pool's
+    ping) is bounded by ``seconds`` (connecting is bounded by ``connect_timeout``)."""
+    cached = _WATCHED_CLASSES.get(seconds)
+    if cached is not None:
+        return cached
+    import psycopg
+
+    class WatchedConnection(psycopg.Connection):
+        def wait(self, *args: Any, **kwargs: Any) -> Any:
+            token = _WATCHDOG.start(self.fileno(), seconds)
+            try:
+                result = super().wait(*args, **kwargs)
+            except psycopg.Error as exc:
+                if _WATCHDOG.stop(token):
+                    raise psycopg.OperationalError(
+                        f"no answer from the database server within {seconds:g} s; the "
+                        "connection was closed") from exc
+                raise
+            _WATCHDOG.stop(token)
+            return result
+
+    _WATCHED_CLASSES[seconds] = WatchedConnection
+    return WatchedConnection
+
+
+def _watch_psycopg(engine: Engine, seconds: float) -> None:
+    connection_class = _watched_psycopg_class(seconds)
+
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        return connection_class.connect(*cargs, **cparams)
+
+    event.listen(engine, "do_connect", connect)
 
 
 def configure_engine(engine: Engine) -> None:
@@ -165,28 +391,45 @@ def _sqlite_setup_and_begin(conn: Connection) -> None:
     dbapi.execute(f"BEGIN {begin}")
 
 
+# Driver codes of a wait that ran out: PostgreSQL lock_not_available and query_canceled
+# (statement_timeout); MariaDB/MySQL lock wait timeout, max_statement_time,
+# max_execution_time; SQLite busy. (A PyMySQL socket timeout and a PostgreSQL connection the
+# watchdog cut are lost connections: OperationalError, so StoreUnavailable as well.)
+_TIMED_OUT = {"55P03", "57014", 1205, 1969, 3024, 5}
+_DEADLOCK = {"40P01", "40001", 1213}
+_NO_TABLE = {"42P01", "42S02", 1146}
+# What a client is told (``str(exc)``, the 503's body): plain, no host, port or driver text.
+_BUSY = "the entitlement database did not answer in time; try again"
+_DOWN = "the entitlement database is unavailable; try again later"
+
+
 def _unavailable(exc: BaseException) -> StoreUnavailable | None:
-    """The ``StoreUnavailable`` a database error means, or None when it is not an outage."""
+    """The ``StoreUnavailable`` a database error means, or None when it is not an outage.
+
+    The driver's text (which names the host and port) and what an operator should do go to
+    ``detail`` and the log, never to the message a client sees."""
     if isinstance(exc, sa.exc.DBAPIError) and not isinstance(exc, sa.exc.IntegrityError):
         orig = exc.orig
         codes = _codes(orig)
-        message = str(orig) if orig is not None else str(exc)
-        # undefined table: PostgreSQL and MySQL SQLSTATEs, MySQL's errno, SQLite's message
-        # deadlock / serialization failure: PostgreSQL SQLSTATEs, MySQL's errno
-        if codes & {"40P01", "40001", 1213}:
-            return StoreUnavailable(f"the database broke a deadlock: {message.strip()}",
-                                    retryable=True)
-        if codes & {"42P01", "42S02", 1146} or "no such table" in message:
-            return StoreUnavailable(
+        text = (str(orig) if orig is not None else str(exc)).strip()
+        if codes & _DEADLOCK:
+            return StoreUnavailable(_BUSY, retryable=True,
+                                    detail=f"the database broke a deadlock: {text}")
+        if codes & _NO_TABLE or "no such table" in text:
+            return StoreUnavailable(_DOWN, detail=(
                 "the licenzy tables are missing: run `licenzy-embed migrate --url …` or "
-                f"build the store with create_tables=True ({message.strip()})")
+                f"build the store with create_tables=True ({text})"))
+        if codes & _TIMED_OUT or "database is locked" in text:
+            return StoreUnavailable(_BUSY, detail=f"a database wait timed out: {text}")
         if exc.connection_invalidated or isinstance(
                 exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
-            return StoreUnavailable(f"the entitlement database failed: {message.strip()}")
+            return StoreUnavailable(_DOWN, detail=f"the entitlement database failed: {text}")
         return None
-    if isinstance(exc, (sa.exc.DisconnectionError, sa.exc.TimeoutError,
-                        sa.exc.PendingRollbackError, sa.exc.ResourceClosedError)):
-        return StoreUnavailable(f"the entitlement database failed: {exc}")
+    if isinstance(exc, sa.exc.TimeoutError):
+        return StoreUnavailable(_BUSY, detail=f"no pooled connection came free in time: {exc}")
+    if isinstance(exc, (sa.exc.DisconnectionError, sa.exc.PendingRollbackError,
+                        sa.exc.ResourceClosedError)):
+        return StoreUnavailable(_DOWN, detail=f"the entitlement database failed: {exc}")
     return None
 
 
@@ -198,6 +441,10 @@ def _translated() -> Iterator[None]:
         mapped = _unavailable(exc)
         if mapped is None:
             raise
+        # The details are logged here, once, where they are known; the exception carries
+        # them in ``detail`` too, for an adapter or app that logs its own way.
+        logger.log(logging.INFO if mapped.retryable else logging.WARNING,
+                   "licenzy-embed: %s (%s)", mapped.message, mapped.detail)
         raise mapped from exc
 
 
@@ -551,25 +798,35 @@ class SQLAlchemyStore:
     ``postgresql+psycopg://…``, ``mysql+pymysql://…``) or the app's own ``Engine``; an engine
     the store created is disposed by :meth:`close`, an app's engine is left to the app.
     ``create_tables=True`` applies the bundled migrations when the store is built.
-    ``sqlite_busy_timeout`` is how long (seconds) a SQLite writer waits for another one before
-    giving up with ``StoreUnavailable``. Other keyword arguments go to ``create_engine``.
+    Bounded waits, in seconds, so a sick database answers ``StoreUnavailable`` (503) well
+    before a server's worker timeout: ``connect_timeout`` (5), ``statement_timeout`` (10) and
+    ``lock_timeout`` (5) on PostgreSQL and MariaDB/MySQL (see ``create_engine``); on SQLite
+    ``sqlite_busy_timeout`` (10) is how long a writer waits for another one. They apply to an
+    engine the store builds from a URL; an app's own engine keeps its settings (build it with
+    ``create_engine`` to get them), so giving them with an engine is a ValueError. Other
+    keyword arguments go to ``create_engine``.
     """
 
     def __init__(self, url_or_engine: str | Engine, *, create_tables: bool = False,
                  sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_S,
-                 **engine_options: Any) -> None:
-        if isinstance(sqlite_busy_timeout, bool) or not isinstance(
-                sqlite_busy_timeout, (int, float)) or sqlite_busy_timeout < 0:
-            raise ValueError("sqlite_busy_timeout must be a number of seconds >= 0")
+                 connect_timeout: float | None = None, statement_timeout: float | None = None,
+                 lock_timeout: float | None = None, **engine_options: Any) -> None:
+        sqlite_busy_timeout = _seconds("sqlite_busy_timeout", sqlite_busy_timeout, zero=True)
+        given = {name: _seconds(name, value) for name, value in (
+            ("connect_timeout", connect_timeout), ("statement_timeout", statement_timeout),
+            ("lock_timeout", lock_timeout)) if value is not None}
         if isinstance(url_or_engine, Engine):
-            if engine_options:
-                raise ValueError("engine options only apply when the store is given a URL")
+            if engine_options or given:
+                raise ValueError(
+                    "engine options and timeouts only apply when the store is given a URL: "
+                    "build your engine with licenzy_embed.stores.sqlalchemy.create_engine("
+                    "url, connect_timeout=…, statement_timeout=…, lock_timeout=…)")
             self.engine = url_or_engine
             self._owns_engine = False
             configure_engine(self.engine)
         elif isinstance(url_or_engine, str) and url_or_engine:
             try:
-                self.engine = create_engine(url_or_engine, **engine_options)
+                self.engine = create_engine(url_or_engine, **given, **engine_options)
             except sa.exc.ArgumentError as exc:
                 raise ValueError(f"not a database URL: {url_or_engine!r} ({exc})") from None
             self._owns_engine = True
@@ -606,7 +863,11 @@ class SQLAlchemyStore:
             self.migrate()
 
     def __repr__(self) -> str:
-        return f"SQLAlchemyStore({self.engine.url.render_as_string(hide_password=True)!r})"
+        # Also for a store whose constructor failed (a traceback's frame locals show it).
+        engine: Engine | None = getattr(self, "engine", None)
+        if engine is None:
+            return "SQLAlchemyStore(<not built>)"
+        return f"SQLAlchemyStore({engine.url.render_as_string(hide_password=True)!r})"
 
     def migrate(self, revision: str = "head") -> None:
         """Apply the bundled migrations up to ``revision``."""
@@ -743,8 +1004,10 @@ def migrate(url_or_engine: str | Engine, revision: str = "head", *, sql: bool = 
             config.stdout = output
         command.upgrade(config, revision, sql=True)
         return None
+    # No statement or lock timeout: a migration may take long on a big table, and one process
+    # waits for another's migration on its lock.
     engine = url_or_engine if isinstance(url_or_engine, Engine) else create_engine(
-        url_or_engine)
+        url_or_engine, statement_timeout=None, lock_timeout=None)
     configure_engine(engine)
     try:
         migrator = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
