@@ -13,6 +13,7 @@ The convention the README follows:
   preceded by ``<!-- not-run: why -->``: it is only compiled, and its imports imported.
 - A ```bash block is for your shell and is not run here; the example apps' commands in it are
   the ones the browser tests start (tests/examples/_browser.py).
+- A ```text block shows what a command prints; it is not run.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def test_the_readme_has_the_blocks_this_test_runs() -> None:
     assert set(FRAMEWORKS) <= sections
     assert "Quick start" in sections
     for block in BLOCKS:
-        assert block.lang in ("python", "bash"), f"README.md:{block.line}: say which language"
+        assert block.lang in ("python", "bash", "text"), \
+            f"README.md:{block.line}: say which language"
 
 
 def test_every_not_run_marker_stands_before_a_python_block() -> None:

@@ -63,7 +63,12 @@ _FIXES = {
 def failure_for(exc: LicenzyError) -> CommandFailed:
     """The one-line failure for a library error; a bad value in the input is a usage error."""
     kind = UsageFailure if exc.code in ("invalid_request", "unknown_product") else CommandFailed
-    return kind(f"{exc.message} ({exc.code})", _FIXES.get(exc.code))
+    # An operator reads this, not an HTTP client: the store's detail (the driver's words, "run
+    # `licenzy-embed migrate`") is what says which fix applies.
+    detail = getattr(exc, "detail", None)
+    shown = f"{exc.message} ({exc.code})" if not detail else f"{exc.message}: {detail} " \
+        f"({exc.code})"
+    return kind(shown, _FIXES.get(exc.code))
 
 
 def emit_json(document: Any) -> None:

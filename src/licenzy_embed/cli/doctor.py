@@ -57,7 +57,10 @@ def run_checks(lz: Licenzy) -> Iterator[Check]:
     """The checks in the order a deploy meets them; each is yielded once it is known."""
     from ..gateway import StripeClientGateway  # the SDK loads only for the command needing it
 
-    gateway = lz.gateway
+    try:
+        gateway: object = lz.gateway
+    except PaymentProviderError:  # key-less, and no simulator attached: checkout would say so
+        gateway = None
     stripe = gateway if isinstance(gateway, StripeClientGateway) else None
     if stripe is None:
         yield Check("mode", "pass", "test mode: no Stripe key, the Stripe simulator stands in")
@@ -89,19 +92,8 @@ def _webhook_secret(lz: Licenzy, *, simulated: bool) -> Check:
     if not secrets:
         return Check(name, "fail", "none set: every delivery will be refused as "
                      "invalid_signature", f"set stripe_webhook_secret to {where}")
-    problems = []
-    for n, secret in enumerate(secrets, 1):
-        label = f"secret {n}" if len(secrets) > 1 else "the secret"
-        if secret != secret.strip():
-            problems.append(f"{label} has whitespace around it (a newline read from a file?)")
-        elif secret.startswith(("sk_", "rk_", "pk_")):
-            problems.append(f"{label} is an API key, not a webhook signing secret")
-        elif not secret.startswith(SECRET_PREFIX) or len(secret) <= len(SECRET_PREFIX):
-            problems.append(f"{label} does not look like a webhook signing secret "
-                            f"({SECRET_PREFIX}…)")
-    if problems:
-        return Check(name, "fail", "; ".join(problems),
-                     f"set stripe_webhook_secret to {where}")
+    # A secret with whitespace around it, or one not starting with whsec_, never gets this
+    # far: Licenzy refuses it when it is built, and the command line reports that in one line.
     count = "1 secret" if len(secrets) == 1 else f"{len(secrets)} secrets (rotating)"
     return Check(name, "pass", f"set: {count}, {SECRET_PREFIX}…")
 
