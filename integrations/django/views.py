@@ -27,11 +27,8 @@ def _body(request: HttpRequest, limit: int) -> bytes:
     """The body, refused (413) by its Content-Length before any of it is read, else read with
     a cap: ``request.body`` would read it whole first (up to DATA_UPLOAD_MAX_MEMORY_SIZE)."""
     _common.check_declared_length(request.META.get("CONTENT_LENGTH"), limit)
-    if hasattr(request, "_body"):  # already read (CsrfViewMiddleware reads a form body)
-        body: bytes = request.body
-        if len(body) > limit:
-            raise _common.too_large(limit)
-        return body
+    # After a middleware read request.body (CsrfViewMiddleware does for a form), read()
+    # reads that copy again.
     return _common.read_capped(request.read, limit)
 
 
