@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from licenzy_embed import Licenzy
@@ -178,6 +178,7 @@ def test_hostile_requests_get_no_5xx_and_change_nothing(
     method, path, body, headers = request
     before = state(lz)
     status, answer = raw.send(method, path, body, headers)
+    event(f"{path.rsplit('/', 1)[-1]} answered {status}")  # --hypothesis-show-statistics
     assert status < 500, (status, answer[:300])
     if status == 200 and (method, path) == ("POST", CHECKOUT):
         # The one state change a request from outside may make: a checkout for its own
