@@ -451,9 +451,10 @@ def webhook(lz: Licenzy, payload: bytes, signature: str | None) -> tuple[int, di
         return denial(InvalidSignature("the Stripe-Signature header is malformed"))
     try:
         result = lz.handle_webhook(payload, signature)
-    except (RecursionError, UnicodeError, TypeError):
-        # Bytes the core could not take apart (nesting too deep, an encoding it cannot
-        # read): no retry by Stripe will change them, so 400, not 5xx.
+    except (RecursionError, UnicodeDecodeError):
+        # Bytes the core could not take apart (nesting too deep, not UTF-8): no retry by
+        # Stripe will change them, so 400, not 5xx. Other exceptions stay 5xx: a bug in a
+        # handler must not turn into a 400 that makes Stripe drop the event.
         logger.warning("licenzy-embed: webhook payload refused", exc_info=True)
         return denial(InvalidPayload("the webhook body is not a Stripe event"))
     except LicenzyError as error:
