@@ -5,7 +5,9 @@ answers, when a hold is committed or given back, how a client's ``Idempotency-Ke
 hold key — and the adapters turn the resulting ``(status, body)`` or ``LicenzyError`` into their
 own response type (the Authlib split: the core raises, integrations render).
 
-Everything here is blocking (it talks to the store); async adapters call it off the event loop.
+Everything here is blocking (it talks to the store) and async adapters call it off the event
+loop, except the async hold lifecycle (:class:`AsyncHold`, :func:`metered_async`), which takes
+the adapter's way of running blocking work in a thread.
 """
 
 from __future__ import annotations
