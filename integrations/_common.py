@@ -85,23 +85,25 @@ class RequestAbandoned(LicenzyError):
     status = 503
 
 
-def public(error: LicenzyError) -> LicenzyError:
+def public(error: LicenzyError, *, log: bool = True) -> LicenzyError:
     """The error as a client may see it: a 502/503 keeps its class, code and fields but gets a
     plain message; the original text is logged. Every adapter passes its denials through here
     before they reach the JSON body or the app's denial handler."""
     plain = PLAIN_MESSAGES.get(error.status)
     if plain is None or error.message == plain:
         return error
-    logger.warning("licenzy-embed: answered %s %s: %s", error.status, error.code, error.message)
+    if log:
+        logger.warning("licenzy-embed: answered %s %s: %s", error.status, error.code,
+                       error.message)
     shown = copy.copy(error)
     shown.message = plain
     shown.args = (plain,)
     return shown
 
 
-def denial(error: LicenzyError) -> tuple[int, dict[str, Any]]:
+def denial(error: LicenzyError, *, log: bool = True) -> tuple[int, dict[str, Any]]:
     """The one place an error becomes the status and JSON body every adapter answers."""
-    error = public(error)
+    error = public(error, log=log)
     return error.status, error.to_dict()
 
 
@@ -462,7 +464,7 @@ def webhook(lz: Licenzy, payload: bytes, signature: str | None) -> tuple[int, di
     except LicenzyError as error:
         if error.status >= 500:
             logger.error("licenzy-embed: webhook not processed: %s", error.message)
-        return denial(error)
+        return denial(error, log=False)
     except Exception:
         logger.exception("licenzy-embed: webhook processing failed; Stripe will retry")
         return denial(WebhookFailed())
