@@ -101,6 +101,41 @@ async def _in_thread(func: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(func, *args)
 
 
+async def _shielded(func: Callable[[], T]) -> T:
+    # Shielded: a cancelled request (the client went away) still gives its units back.
+    with anyio.CancelScope(shield=True):
+        result = await anyio.to_thread.run_sync(func)
+    return result
+
+
+def _cancelled() -> bool:
+    """In a worker thread of ``anyio.to_thread``: was the request awaiting it cancelled?
+
+    AnyIO lets such a thread run to its end after its task was cancelled (a timeout, a server
+    giving up on the request); the hold must then be released, not committed."""
+    try:
+        anyio.from_thread.check_cancelled()
+    except RuntimeError:  # not an AnyIO worker thread
+        return False
+    except BaseException:  # the backend's cancellation exception
+        return True
+    return False
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) by its Content-Length before any of it is read, or as soon as
+    a chunked stream passes the limit; never more than the limit is held in memory."""
+    _common.check_declared_length(request.headers.get("content-length"), limit)
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _common.too_large(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def _status_of(result: object) -> int:
     # A FastAPI endpoint may return plain data, which FastAPI then answers with 200.
     return result.status_code if isinstance(result, Response) else 200
@@ -131,10 +166,13 @@ class LicenzyASGI:
     instance, how to find the request's subject, and how to answer a denial.
 
     ``subject_resolver(request)`` may be sync or async; it returns a str, an int or None.
-    ``denial_handler(request, error)`` returns the Response to send instead of the JSON."""
+    ``denial_handler(request, error)`` returns the Response to send instead of the JSON.
+    ``webhook_max_bytes`` and ``checkout_max_bytes`` cap the routes' bodies (413 above)."""
 
     def __init__(self, lz: Licenzy, *, subject_resolver: SubjectResolver | None = None,
-                 denial_handler: DenialHandler | None = None) -> None:
+                 denial_handler: DenialHandler | None = None,
+                 webhook_max_bytes: int = _common.WEBHOOK_MAX_BYTES,
+                 checkout_max_bytes: int = _common.CHECKOUT_MAX_BYTES) -> None:
         if not isinstance(lz, Licenzy):
             raise ValueError("lz must be a licenzy_embed.Licenzy")
         if subject_resolver is not None and not callable(subject_resolver):
@@ -142,6 +180,8 @@ class LicenzyASGI:
         if denial_handler is not None and not callable(denial_handler):
             raise ValueError("denial_handler must be callable")
         self.lz = lz
+        self.webhook_max_bytes = _common.check_limit(webhook_max_bytes, "webhook_max_bytes")
+        self.checkout_max_bytes = _common.check_limit(checkout_max_bytes, "checkout_max_bytes")
         self.subject_resolver: SubjectResolver = subject_resolver or default_subject
         self.denial_handler: DenialHandler = denial_handler or default_denial
         self._async_resolver = inspect.iscoroutinefunction(self.subject_resolver) or (
@@ -161,7 +201,7 @@ class LicenzyASGI:
         return self.subject_resolver(request)
 
     def deny(self, request: Request, error: LicenzyError) -> Response:
-        return self.denial_handler(request, error)
+        return self.denial_handler(request, _common.public(error))
 
     # -- checks used by the decorators and dependencies
     async def check(self, request: Request) -> str:
@@ -169,22 +209,19 @@ class LicenzyASGI:
         subject = await self.subject(request)
         return await _in_thread(_common.check_access, self.lz, subject)
 
-    async def reserve(self, request: Request, units: Units[Request],
-                      view: str) -> Reservation:
-        subject = await self.subject(request)
+    def reservation(self, request: Request, subject: object, units: Units[Request],
+                    view: str) -> Callable[[], Reservation]:
+        """The blocking reserve of this request's hold, for the lifecycle in ``_common``."""
         amount = _common.resolve_units(units, request)
-        key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
-        reservation = await _in_thread(_common.reserve, self.lz, subject, amount, key)
-        request.state.licenzy_reservation = reservation
-        return reservation
+        client_key = request.headers.get(_common.IDEMPOTENCY_HEADER)
+        key = _common.hold_key(view, client_key)
 
-    def reserve_sync(self, request: Request, units: Units[Request], view: str) -> Reservation:
-        subject = self.subject_sync(request)
-        amount = _common.resolve_units(units, request)
-        key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
-        reservation = _common.reserve(self.lz, subject, amount, key)
-        request.state.licenzy_reservation = reservation
-        return reservation
+        def reserve() -> Reservation:
+            reservation = _common.reserve(self.lz, subject, amount, key, client_key)
+            request.state.licenzy_reservation = reservation
+            return reservation
+
+        return reserve
 
     # -- the mountable routes
     @property
@@ -199,15 +236,20 @@ class LicenzyASGI:
         ]
 
     async def _webhook(self, request: Request) -> Response:
-        payload = await request.body()  # the exact bytes Stripe signed
-        status, body = await _in_thread(_common.webhook, self.lz, payload,
-                                        request.headers.get(_common.SIGNATURE_HEADER))
+        try:
+            payload = await _body(request, self.webhook_max_bytes)  # the bytes Stripe signed
+        except LicenzyError as error:
+            status, body = _common.denial(error)
+        else:
+            status, body = await _in_thread(_common.webhook, self.lz, payload,
+                                            request.headers.get(_common.SIGNATURE_HEADER))
         return JSONResponse(body, status_code=status)
 
     async def _checkout(self, request: Request) -> Response:
         try:
             subject = await self.subject(request)
-            body = await _in_thread(_common.checkout, self.lz, subject, await request.body(),
+            raw = await _body(request, self.checkout_max_bytes)
+            body = await _in_thread(_common.checkout, self.lz, subject, raw,
                                     request.headers.get(_common.IDEMPOTENCY_HEADER))
         except LicenzyError as error:
             return self.deny(request, error)
@@ -223,10 +265,13 @@ class LicenzyASGI:
 
 
 def licenzy_routes(lz: Licenzy, *, subject_resolver: SubjectResolver | None = None,
-                   denial_handler: DenialHandler | None = None) -> list[BaseRoute]:
+                   denial_handler: DenialHandler | None = None,
+                   webhook_max_bytes: int = _common.WEBHOOK_MAX_BYTES,
+                   checkout_max_bytes: int = _common.CHECKOUT_MAX_BYTES) -> list[BaseRoute]:
     """The billing routes alone, for ``Mount("/billing", routes=licenzy_routes(lz))``."""
-    return LicenzyASGI(lz, subject_resolver=subject_resolver,
-                       denial_handler=denial_handler).routes
+    return LicenzyASGI(lz, subject_resolver=subject_resolver, denial_handler=denial_handler,
+                       webhook_max_bytes=webhook_max_bytes,
+                       checkout_max_bytes=checkout_max_bytes).routes
 
 
 def _config(request: Request) -> LicenzyASGI:
@@ -312,12 +357,6 @@ def requires_access(func: F | None = None) -> F | Callable[[F], F]:
     return decorate(func) if func is not None else decorate
 
 
-async def _release_shielded(reservation: Reservation) -> None:
-    # Shielded: a cancelled request (the client went away) still gives its units back.
-    with anyio.CancelScope(shield=True):
-        await _in_thread(_common.release, reservation)
-
-
 def consumes_usage(units: Units[Request]) -> Callable[[F], F]:
     """Charge ``units`` (an int, or a function of the request) for each successful call.
 
@@ -338,42 +377,37 @@ def consumes_usage(units: Units[Request]) -> Callable[[F], F]:
                     return _preflight()
                 config = _config(request)
                 try:
-                    reservation = await config.reserve(request, units, view)
+                    reserve = config.reservation(request, await config.subject(request),
+                                                 units, view)
                 except LicenzyError as error:
                     return config.deny(request, error)
-                try:
-                    result = await endpoint(*args, **kwargs)
-                except BaseException:
-                    await _release_shielded(reservation)
-                    raise
-                try:
-                    await _in_thread(_common.settle, reservation, _status_of(result))
-                except LicenzyError as error:
-                    return config.deny(request, error)
-                return result
+                outcome = await _common.metered_async(
+                    reserve, lambda reservation: endpoint(*args, **kwargs), _status_of,
+                    offload=_in_thread, shielded=_shielded, abandoned=_cancelled)
+                if isinstance(outcome, _common.Denied):
+                    return config.deny(request, outcome.error)
+                return outcome
 
             return cast(F, async_wrapper)
 
         @functools.wraps(endpoint)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            # In Starlette's thread pool: _cancelled() sees the request's task given up.
             request = _request_of(index, args, kwargs)
             if request.method in _common.PREFLIGHT_METHODS:
                 return _preflight()
             config = _config(request)
             try:
-                reservation = config.reserve_sync(request, units, view)
+                reserve = config.reservation(request, config.subject_sync(request), units,
+                                             view)
             except LicenzyError as error:
                 return config.deny(request, error)
-            try:
-                result = endpoint(*args, **kwargs)
-            except BaseException:
-                _common.release(reservation)
-                raise
-            try:
-                _common.settle(reservation, _status_of(result))
-            except LicenzyError as error:
-                return config.deny(request, error)
-            return result
+            outcome = _common.metered(
+                reserve, lambda reservation: endpoint(*args, **kwargs), _status_of,
+                abandoned=_cancelled)
+            if isinstance(outcome, _common.Denied):
+                return config.deny(request, outcome.error)
+            return outcome
 
         return cast(F, sync_wrapper)
 
@@ -441,18 +475,13 @@ def consume_usage(licenzy: Licenzy | LicenzyASGI, units: Units[Request], *,
                                "app.router.route_class = LicenzyRoute")
         endpoint = request.scope.get("endpoint")
         view = _common.view_id(endpoint) if endpoint is not None else request.url.path
+        hold = _common.AsyncHold(offload=_in_thread, shielded=_shielded, abandoned=_cancelled)
         try:
-            if subject is _NO_SUBJECT:
-                reservation = await config.reserve(request, units, view)
-            else:
-                amount = _common.resolve_units(units, request)
-                key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
-                reservation = await _in_thread(_common.reserve, config.lz, subject, amount,
-                                               key)
-                request.state.licenzy_reservation = reservation
+            value = await config.subject(request) if subject is _NO_SUBJECT else subject
+            reservation = await hold.take(config.reservation(request, value, units, view))
         except LicenzyError as error:
             raise LicenzyDenied(error, config.deny(request, error)) from None
-        holds.append((config, reservation))
+        holds.append((config, hold))
         return reservation
 
     return _with_subject(dependency, subject)
@@ -472,24 +501,24 @@ if _HAS_FASTAPI:
             handler = super().get_route_handler()
 
             async def route_handler(request: Request) -> Response:
-                holds: list[tuple[LicenzyASGI, Reservation]] = []
+                holds: list[tuple[LicenzyASGI, _common.AsyncHold]] = []
                 request.scope[_HOLDS_KEY] = holds
                 try:
                     response = await handler(request)
                 except LicenzyDenied as denied:
-                    for _, reservation in holds:  # a second dependency denied after a first held
-                        await _release_shielded(reservation)
+                    for _, hold in holds:  # a second dependency denied after a first held
+                        await hold.give_back()
                     return denied.response
                 except BaseException:
-                    for _, reservation in holds:
-                        await _release_shielded(reservation)
+                    for _, hold in holds:
+                        await hold.give_back()
                     raise
-                for config, reservation in holds:
+                for config, hold in holds:
                     try:
-                        await _in_thread(_common.settle, reservation, response.status_code)
+                        await hold.settle(response.status_code)
                     except LicenzyError as error:
                         for _, other in holds:
-                            await _release_shielded(other)
+                            await other.give_back()
                         return config.deny(request, error)
                 return response
 

@@ -57,6 +57,19 @@ SubjectLoader = Callable[[], object]
 DenialHandler = Callable[[LicenzyError], "ResponseReturnValue"]
 
 EXTENSION_KEY = "licenzy"
+#: ``app.config`` keys of the routes' body size limits, in bytes, and their defaults.
+LIMITS = {
+    "LICENZY_WEBHOOK_MAX_BYTES": _common.WEBHOOK_MAX_BYTES,
+    "LICENZY_CHECKOUT_MAX_BYTES": _common.CHECKOUT_MAX_BYTES,
+}
+
+
+def _body(limit_key: str) -> bytes:
+    """The request body, refused (``PayloadTooLarge``) by its Content-Length before any of it
+    is read, or while reading a chunked one; never more than the limit is held in memory."""
+    limit: int = current_app.config[limit_key]
+    _common.check_declared_length(request.headers.get("Content-Length"), limit)
+    return _common.read_capped(request.stream.read, limit)
 
 
 def default_subject() -> object:
@@ -126,6 +139,8 @@ class LicenzyFlask:
         prefix = app.config.setdefault("LICENZY_URL_PREFIX", self.url_prefix)
         if not isinstance(prefix, str) or not prefix.startswith("/"):
             raise ValueError(f"LICENZY_URL_PREFIX must be a path starting with '/': {prefix!r}")
+        for key, default in LIMITS.items():
+            _common.check_limit(app.config.setdefault(key, default), key)
         app.extensions[EXTENSION_KEY] = self
         app.register_blueprint(self.blueprint, url_prefix=prefix.rstrip("/") or None)
 
@@ -146,16 +161,21 @@ class LicenzyFlask:
 
     def deny(self, error: LicenzyError) -> Response:
         handler = self._denial_handler or default_denial
-        return current_app.make_response(handler(error))
+        return current_app.make_response(handler(_common.public(error)))
 
     def _make_blueprint(self) -> Blueprint:
         bp = Blueprint("licenzy", __name__)
 
         @bp.post("/webhooks/stripe")
         def webhook() -> ResponseReturnValue:
-            # The exact bytes Stripe signed: get_data, never the parsed form or JSON.
-            status, body = _common.webhook(self.lz, request.get_data(),
-                                           request.headers.get(_common.SIGNATURE_HEADER))
+            # The exact bytes Stripe signed: the raw stream, never the parsed form or JSON.
+            try:
+                payload = _body("LICENZY_WEBHOOK_MAX_BYTES")
+            except LicenzyError as error:
+                status, body = _common.denial(error)
+            else:
+                status, body = _common.webhook(self.lz, payload,
+                                               request.headers.get(_common.SIGNATURE_HEADER))
             return jsonify(body), status
 
         #: For Flask-WTF's CSRFProtect, which must not guard Stripe's route:
@@ -165,8 +185,9 @@ class LicenzyFlask:
         @bp.post("/checkout")
         def checkout() -> ResponseReturnValue:
             try:
+                subject = self.current_subject()
                 return jsonify(_common.checkout(
-                    self.lz, self.current_subject(), request.get_data(),
+                    self.lz, subject, _body("LICENZY_CHECKOUT_MAX_BYTES"),
                     request.headers.get(_common.IDEMPOTENCY_HEADER)))
             except LicenzyError as error:
                 return self.deny(error)
@@ -237,35 +258,32 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
     return decorate(view) if view is not None else decorate
 
 
-def _reserve(units: Units[Any], view: str) -> tuple[Reservation | None, Response | None]:
-    """Hold the units for this request: (hold, None), or (None, the response to answer instead
-    of running the view: a denial, or a CORS preflight's)."""
-    if request.method in _common.PREFLIGHT_METHODS:
-        return None, _preflight()
+def _reserve(units: Units[Any], view: str) -> Reservation:
     ext = _extension()
-    try:
-        key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
-        reservation = _common.reserve(ext.lz, ext.current_subject(),
-                                      _common.resolve_units(units, request), key)
-    except LicenzyError as error:
-        return None, ext.deny(error)
+    client_key = request.headers.get(_common.IDEMPOTENCY_HEADER)
+    reservation = _common.reserve(ext.lz, ext.current_subject(),
+                                  _common.resolve_units(units, request),
+                                  _common.hold_key(view, client_key), client_key)
     g.licenzy_reservation = reservation
-    return reservation, None
+    return reservation
 
 
-def _settle(reservation: Reservation, rv: ResponseReturnValue) -> Response:
-    try:
-        response = current_app.make_response(rv)
-    except BaseException:
-        # Not a valid response (None, a bad tuple…): Flask answers 500, so nothing is charged.
-        _common.release(reservation)
-        raise
-    try:
-        _common.settle(reservation, response.status_code)
-    except LicenzyError as error:
-        response.close()
-        return _extension().deny(error)
-    return response
+def _metered(func: Callable[..., Any], units: Units[Any], view: str, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Response:
+    if request.method in _common.PREFLIGHT_METHODS:
+        return _preflight()
+    ext = _extension()  # before anything is held: fails closed without init_app
+
+    def run(reservation: Reservation) -> Response:
+        # ensure_sync runs an async view in asgiref's loop thread while this worker thread
+        # waits; a view that is not a valid response (None, a bad tuple…) raises here, and
+        # Flask answers 500 with nothing charged.
+        return current_app.make_response(current_app.ensure_sync(func)(*args, **kwargs))
+
+    outcome = _common.metered(lambda: _reserve(units, view), run,
+                              lambda response: response.status_code,
+                              discard=lambda response: response.close())
+    return ext.deny(outcome.error) if isinstance(outcome, _common.Denied) else outcome
 
 
 def consumes_usage(units: Units[Any]) -> Callable[[F], F]:
@@ -274,37 +292,21 @@ def consumes_usage(units: Units[Any]) -> Callable[[F], F]:
     The units are held before the view runs (409 when the subject does not have them), then
     committed if the view answers 2xx/3xx and given back if it raises or answers 4xx/5xx. The
     hold is ``g.licenzy_reservation``: a view may ``commit(units=n)`` it for fewer units
-    itself. A retry carrying the same ``Idempotency-Key`` header is not charged again."""
+    itself. A retry carrying the same ``Idempotency-Key`` header is not charged again.
+
+    The wrapper is a plain function for async views too, as Flask-Login's ``login_required``
+    is: it runs the view through ``current_app.ensure_sync``, so the hold is taken and settled
+    by the request's worker thread. Were the hold settled inside the coroutine, asgiref's loop
+    thread would go on to commit after the worker had given up on the request (a timeout) and
+    answered an error: the client would pay for an answer it never got."""
     _common.check_units(units)
 
     def decorate(func: F) -> F:
         view = _common.view_id(func)
-        if iscoroutinefunction(func):
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                reservation, denied = _reserve(units, view)
-                if reservation is None:
-                    return denied
-                try:
-                    rv = await func(*args, **kwargs)
-                except BaseException:
-                    _common.release(reservation)
-                    raise
-                return _settle(reservation, rv)
-
-            return cast(F, async_wrapper)
 
         @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            reservation, denied = _reserve(units, view)
-            if reservation is None:
-                return denied
-            try:
-                rv = func(*args, **kwargs)
-            except BaseException:
-                _common.release(reservation)
-                raise
-            return _settle(reservation, rv)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            return _metered(func, units, view, args, kwargs)
 
         return cast(F, wrapper)
 

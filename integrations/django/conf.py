@@ -22,10 +22,13 @@ from django.utils.module_loading import import_string
 from licenzy_embed.errors import LicenzyError
 from licenzy_embed.licenzy import Licenzy
 
+from .. import _common
+
 SubjectResolver = Callable[[HttpRequest], object]
 DenialHandler = Callable[[HttpRequest, LicenzyError], HttpResponse]
 
-KEYS = frozenset({"INSTANCE", "SUBJECT_RESOLVER", "DENIAL_HANDLER"})
+KEYS = frozenset({"INSTANCE", "SUBJECT_RESOLVER", "DENIAL_HANDLER", "WEBHOOK_MAX_BYTES",
+                  "CHECKOUT_MAX_BYTES"})
 
 
 def default_subject(request: HttpRequest) -> object:
@@ -41,6 +44,15 @@ class LicenzySettings:
     licenzy: Licenzy
     subject_resolver: SubjectResolver
     denial_handler: DenialHandler | None
+    webhook_max_bytes: int = _common.WEBHOOK_MAX_BYTES
+    checkout_max_bytes: int = _common.CHECKOUT_MAX_BYTES
+
+
+def _limit(config: dict[str, Any], key: str, default: int) -> int:
+    try:
+        return _common.check_limit(config.get(key, default), f"LICENZY[{key!r}]")
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 
 
 def _load(value: Any, key: str) -> Any:
@@ -86,6 +98,8 @@ def read_settings() -> LicenzySettings:
         subject_resolver=default_subject if resolver is None
         else _callable(resolver, "SUBJECT_RESOLVER"),
         denial_handler=None if handler is None else _callable(handler, "DENIAL_HANDLER"),
+        webhook_max_bytes=_limit(config, "WEBHOOK_MAX_BYTES", _common.WEBHOOK_MAX_BYTES),
+        checkout_max_bytes=_limit(config, "CHECKOUT_MAX_BYTES", _common.CHECKOUT_MAX_BYTES),
     )
 
 

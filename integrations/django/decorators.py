@@ -79,25 +79,31 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
     return decorate(view) if view is not None else decorate
 
 
-def _reserve(subject: object, amount: int, key: str) -> Reservation:
-    return _common.reserve(get_settings().licenzy, subject, amount, key)
+def _reserve(subject: object, amount: int, key: str, client_key: str | None) -> Reservation:
+    return _common.reserve(get_settings().licenzy, subject, amount, key, client_key)
 
 
 def _request_terms(request: HttpRequest, units: Units[HttpRequest],
-                   view: str) -> tuple[object, int, str]:
-    """The subject, the units and the hold key of this request (may touch the database)."""
-    key = _common.hold_key(view, request.headers.get(_common.IDEMPOTENCY_HEADER))
-    return current_subject(request), _common.resolve_units(units, request), key
+                   view: str) -> tuple[object, int, str, str | None]:
+    """The subject, the units, the hold key and the client's key of this request (may touch
+    the database)."""
+    client_key = request.headers.get(_common.IDEMPOTENCY_HEADER)
+    key = _common.hold_key(view, client_key)
+    return current_subject(request), _common.resolve_units(units, request), key, client_key
 
 
-def _settle(request: HttpRequest, reservation: Reservation,
-            response: HttpResponse) -> HttpResponse:
-    try:
-        _common.settle(reservation, response.status_code)
-    except LicenzyError as error:
-        response.close()
-        return deny(request, error)
-    return response
+async def _in_pool(func: Callable[[], Any]) -> Any:
+    # Django's own pool for thread-insensitive work: the store call never blocks the loop.
+    return await sync_to_async(func, thread_sensitive=False)()
+
+
+async def _shielded(func: Callable[[], Any]) -> Any:
+    # A cancelled request (the client went away) still gives its units back.
+    return await asyncio.shield(_in_pool(func))
+
+
+def _close(response: HttpResponse) -> None:
+    response.close()
 
 
 def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
@@ -117,26 +123,26 @@ def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
                 if request.method in _common.PREFLIGHT_METHODS:
                     return _preflight()
                 try:
-                    subject, amount, key = await sync_to_async(_request_terms)(
+                    subject, amount, key, client_key = await sync_to_async(_request_terms)(
                         request, units, view)
-                    reservation = await sync_to_async(_reserve, thread_sensitive=False)(
-                        subject, amount, key)
                 except LicenzyError as error:
                     return await sync_to_async(deny)(request, error)
-                request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
-                try:
-                    response = await func(request, *args, **kwargs)
-                except BaseException:
-                    # Shielded: a cancelled request (client gone) still gives its units back.
-                    await asyncio.shield(sync_to_async(_common.release,
-                                                       thread_sensitive=False)(reservation))
-                    raise
-                try:
-                    await sync_to_async(_common.settle, thread_sensitive=False)(
-                        reservation, response.status_code)
-                except LicenzyError as error:
-                    return await sync_to_async(deny)(request, error)
-                return response
+
+                def reserve() -> Reservation:
+                    reservation = _reserve(subject, amount, key, client_key)
+                    request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
+                    return reservation
+
+                async def run(reservation: Reservation) -> HttpResponse:
+                    response: HttpResponse = await func(request, *args, **kwargs)
+                    return response
+
+                outcome = await _common.metered_async(
+                    reserve, run, lambda response: response.status_code,
+                    offload=_in_pool, shielded=_shielded, discard=_close)
+                if isinstance(outcome, _common.Denied):
+                    return await sync_to_async(deny)(request, outcome.error)
+                return outcome
 
             return cast(F, async_wrapper)
 
@@ -144,18 +150,18 @@ def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if request.method in _common.PREFLIGHT_METHODS:
                 return _preflight()
-            try:
-                subject, amount, key = _request_terms(request, units, view)
-                reservation = _reserve(subject, amount, key)
-            except LicenzyError as error:
-                return deny(request, error)
-            request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
-            try:
-                response = func(request, *args, **kwargs)
-            except BaseException:
-                _common.release(reservation)
-                raise
-            return _settle(request, reservation, response)
+
+            def reserve() -> Reservation:
+                reservation = _reserve(*_request_terms(request, units, view))
+                request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
+                return reservation
+
+            outcome = _common.metered(
+                reserve, lambda reservation: func(request, *args, **kwargs),
+                lambda response: response.status_code, discard=_close)
+            if isinstance(outcome, _common.Denied):
+                return deny(request, outcome.error)
+            return outcome
 
         return cast(F, wrapper)
 

@@ -149,3 +149,10 @@ class PaymentProviderError(LicenzyError):
 
     code = "payment_provider_error"
     status = 502
+
+
+class PayloadTooLarge(LicenzyError):
+    """A request body over the route's size limit; refused before it is read in full."""
+
+    code = "payload_too_large"
+    status = 413

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from licenzy_embed import InMemoryStore, Licenzy, Product
+from licenzy_embed.errors import StoreUnavailable
 from licenzy_embed.testing import FrozenClock
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -33,14 +34,30 @@ class FlakyStore(InMemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.broken = False
+        #: When set, every transaction raises ``StoreUnavailable`` with this text, as a
+        #: driver's error reads (host, port) or a missing table's (an operator instruction).
+        self.outage: str | None = None
 
     @contextmanager
     def transaction(self, mode: str) -> Iterator[Any]:
+        if self.outage is not None:
+            raise StoreUnavailable(self.outage)
         with super().transaction(mode) as tx:
             if self.broken:
                 yield _BrokenTransaction(tx)
             else:
                 yield tx
+
+
+    def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
+        if self.outage is not None:
+            raise StoreUnavailable(self.outage)
+        return super().has_access(mode, subject_ref, now)
+
+    def list_entitlements(self, mode: str, subject_ref: str) -> Any:
+        if self.outage is not None:
+            raise StoreUnavailable(self.outage)
+        return super().list_entitlements(mode, subject_ref)
 
 
 class _BrokenTransaction:

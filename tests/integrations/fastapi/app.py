@@ -27,8 +27,8 @@ def header_subject(request: Request) -> str | None:
     return request.headers.get("X-User")
 
 
-def create_app(lz: Licenzy) -> FastAPI:
-    billing = LicenzyASGI(lz, subject_resolver=header_subject)
+def create_app(lz: Licenzy, **limits: int) -> FastAPI:
+    billing = LicenzyASGI(lz, subject_resolver=header_subject, **limits)
     app = FastAPI()
     app.router.route_class = LicenzyRoute
     app.mount("/billing", Router(billing.routes))
