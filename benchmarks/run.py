@@ -37,16 +37,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import stripe
 from _databases import (
-    SQL_STORES,
     STORES,
     analyze,
     bulk_insert,
@@ -60,9 +58,9 @@ from _databases import (
 from _measure import Row, Section, fmt_rate, fmt_time, interleaved, machine, throughput
 from _workers import PRODUCTS, SUBJECT, WEBHOOK_SECRET, spend_loop
 
+import stripe
 from licenzy_embed import InMemoryStore, Licenzy
 from licenzy_embed.stores import _sql_schema as schema
-from licenzy_embed.stores.base import Store
 from licenzy_embed.testing import StripeSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,11 +208,11 @@ def section_access(opts: Options) -> Section:
                     engine.dispose()
             ratio = got["lz"] / got["floor"]
             if url is None:
-                budget, holds = "≤ 2 µs and ≤ 2×", got["lz"] <= 2e-6 and ratio <= 2
+                budget, holds = "≤ 2 µs and ≤ 2\u00d7", got["lz"] <= 2e-6 and ratio <= 2
             else:
-                budget, holds = "≤ 1.2×", ratio <= 1.2
+                budget, holds = "≤ 1.2\u00d7", ratio <= 1.2
             section.rows.append(Row(f"`check_access`, {name}", fmt_time(got["lz"]), floor_name,
-                                    fmt_time(got["floor"]), f"{ratio:.2f}×", budget, holds,
+                                    fmt_time(got["floor"]), f"{ratio:.2f}\u00d7", budget, holds,
                                     opts.command("access", name)))
             if opts.profile:
                 profile(f"access_{name}", lambda: lz.check_access(SUBJECT),
@@ -240,10 +238,10 @@ def section_spend(opts: Options) -> Section:
                 floor, engine = sql_spend_floor(lz, url, SUBJECT)
                 floor_name = "one transaction: idempotency INSERT + conditional UPDATE"
 
-            def consume() -> None:
+            def consume(key: Callable[[], str] = key) -> None:
                 lz.consume_usage(SUBJECT, 1, idempotency_key=key())
 
-            def reserve_commit() -> None:
+            def reserve_commit(key: Callable[[], str] = key) -> None:
                 lz.reserve_usage(SUBJECT, 1, idempotency_key=key()).commit()
 
             try:
@@ -255,10 +253,10 @@ def section_spend(opts: Options) -> Section:
             for path, label in (("consume", "`consume_usage`"),
                                 ("reserve", "`reserve_usage` + `commit`")):
                 ratio = got[path] / got["floor"]
-                budget, holds = ("≤ 1.5×", ratio <= 1.5) if (
+                budget, holds = ("≤ 1.5\u00d7", ratio <= 1.5) if (
                     url is not None and path == "consume") else ("—", None)
                 section.rows.append(Row(f"{label}, {name}", fmt_time(got[path]), floor_name,
-                                        fmt_time(got["floor"]), f"{ratio:.2f}×", budget, holds,
+                                        fmt_time(got["floor"]), f"{ratio:.2f}\u00d7", budget, holds,
                                         opts.command("spend", name)))
             if opts.profile:
                 profile(f"consume_{name}", consume, n_mem if url is None else n_sql * 5)
@@ -283,12 +281,14 @@ def section_throughput(opts: Options) -> Section:
             figures: dict[tuple[str, str], float] = {}
             for workers, kind in ((1, "thread"), (8, "thread"), (4, "process")):
                 for spread in ("one hot subject", "many subjects"):
-                    def subjects_of(i: int, spread: str = spread) -> list[str]:
+                    def subjects_of(i: int, spread: str = spread,
+                                    subjects: list[str] = subjects) -> list[str]:
                         if spread == "one hot subject":
                             return [SUBJECT]
                         return subjects[i * per_worker:(i + 1) * per_worker]
 
-                    label = f"{workers} {kind}{'es' if kind == 'process' else 's' if workers > 1 else ''}"
+                    plural = "es" if kind == "process" else "s" if workers > 1 else ""
+                    label = f"{workers} {kind}{plural}"
                     if kind == "process":
                         if url is None:
                             continue  # each process would have its own InMemoryStore
@@ -304,7 +304,7 @@ def section_throughput(opts: Options) -> Section:
                     figures[(label, spread)] = rate
             base = figures.get(("1 thread", "one hot subject"))
             for (label, spread), rate in figures.items():
-                ratio = f"{rate / base:.2f}×" if base else "—"
+                ratio = f"{rate / base:.2f}\u00d7" if base else "—"
                 section.rows.append(Row(f"`consume_usage`, {name}, {label}, {spread}",
                                         fmt_rate(rate), "1 thread, one hot subject",
                                         fmt_rate(base) if base else "—", ratio,
@@ -382,7 +382,7 @@ def section_webhooks(opts: Options) -> Section:
                                  ("redelivered event", d)):
                 section.rows.append(Row(f"{label}, {name}", f"{1 / value:,.0f} events/s",
                                         "signature verification alone (stripe SDK)",
-                                        f"{1 / v:,.0f} /s", f"{value / v:.1f}× the time",
+                                        f"{1 / v:,.0f} /s", f"{value / v:.1f}\u00d7 the time",
                                         command=opts.command("webhooks", name)))
     section.notes.append(
         "Each round delivers a batch of new events, then the same batch again (answered "
@@ -483,8 +483,8 @@ def section_servers(opts: Options) -> Section:
                     note = f" ({bad[path]} non-2xx!)" if bad[path] else ""
                     section.rows.append(Row(
                         f"{label} view, {server}, {store}", f"{got:,.0f} req/s{note}",
-                        "the same view undecorated", f"{plain:,.0f} req/s", f"{ratio:.2f}×",
-                        f"≥ {limit}×", ratio >= limit and not bad[path],
+                        "the same view undecorated", f"{plain:,.0f} req/s", f"{ratio:.2f}\u00d7",
+                        f"≥ {limit}\u00d7", ratio >= limit and not bad[path],
                         opts.command("servers", store)))
     section.notes.append(
         "Two workers per server (gunicorn sync workers; uvicorn's worker class under "
@@ -531,7 +531,7 @@ def section_remote(opts: Options) -> Section:
             conn = HTTPConnection("127.0.0.1", server.server_address[1])
             payload = json.dumps({"subject_ref": SUBJECT}).encode()  # bytes: one send()
 
-            def remote() -> Any:
+            def remote(conn: HTTPConnection = conn, payload: bytes = payload) -> Any:
                 conn.request("POST", "/v1/access/check", body=payload,
                              headers={"Content-Type": "application/json"})
                 return json.loads(conn.getresponse().read())
@@ -546,7 +546,7 @@ def section_remote(opts: Options) -> Section:
             section.rows.append(Row(
                 f"`check_access` in process, {name}", fmt_time(got["embedded"]),
                 "the same check through HTTP (keep-alive, no TLS)", fmt_time(got["remote"]),
-                f"remote is {got['remote'] / got['embedded']:.1f}× slower",
+                f"remote is {got['remote'] / got['embedded']:.1f}\u00d7 slower",
                 command=opts.command("remote", name)))
     section.notes.append(
         "The service answers from the same store in the same process over loopback without "
@@ -558,7 +558,8 @@ def section_remote(opts: Options) -> Section:
 def grow_memory(store: InMemoryStore, mode: str, have: int, want: int,
                 templates: dict[str, Any]) -> None:
     t = store._tables
-    ent, hold, entry, event = (templates[k] for k in ("ent", "hold", "ledger", "event"))
+    ent, hold, entry, event, usage = (templates[k] for k in ("ent", "hold", "ledger", "event",
+                                                            "usage"))
     for i in range(have, want):
         e = replace(ent, id=f"ent_bulk_{i}", subject_ref=f"bulk-subject-{i}")
         t.entitlements[(mode, e.id)] = e
@@ -569,6 +570,8 @@ def grow_memory(store: InMemoryStore, mode: str, have: int, want: int,
         t.ledger.setdefault((mode, entry.subject_ref), []).append(
             replace(entry, id=f"led_bulk_{i}"))
         t.events[(mode, f"evt_bulk_{i}")] = replace(event, event_id=f"evt_bulk_{i}")
+        t.usage[(mode, usage.subject_ref, f"bulk-{i}")] = replace(usage,
+                                                                idempotency_key=f"bulk-{i}")
 
 
 def bulk_rows(template: dict[str, Any], vary: Callable[[int], dict[str, Any]], have: int,
@@ -589,6 +592,8 @@ def grow_sql(engine: sa.Engine, have: int, want: int, templates: dict[str, Any])
         ledger, lambda i: {"id": f"led_bulk_{i}"}, have, want))
     bulk_insert(engine, schema.processed_events, bulk_rows(
         templates["event"], lambda i: {"event_id": f"evt_bulk_{i}"}, have, want))
+    bulk_insert(engine, schema.usage_records, bulk_rows(
+        templates["usage"], lambda i: {"idempotency_key": f"bulk-{i}"}, have, want))
     analyze(engine)
 
 
@@ -596,24 +601,30 @@ def scale_templates(lz: Licenzy, url: str | None) -> dict[str, Any]:
     """One row of each growing table, as the library wrote it, to copy in bulk."""
     lz.grant("bulk-template", "BENCH_UNITS", reason="template")
     lz.reserve_usage(SUBJECT, 1, idempotency_key="template-hold").commit()
+    lz.consume_usage(SUBJECT, 1, idempotency_key="template-spend")
     if url is None:
         store: InMemoryStore = lz.store  # type: ignore[assignment]
         t = store._tables
         (ent,) = store.list_entitlements(lz.mode, "bulk-template")
         hold = next(h for h in t.holds.values() if h.idempotency_key == "template-hold")
         return {"ent": ent, "hold": hold, "ledger": store.list_ledger(lz.mode, SUBJECT)[0],
-                "event": next(iter(t.events.values()))}
+                "event": next(iter(t.events.values())),
+                "usage": t.usage[(lz.mode, SUBJECT, "template-spend")]}
     engine = lz.store.engine  # type: ignore[attr-defined]
     return {
         "ent": template_row(engine, schema.entitlements, subject_ref="bulk-template"),
         "hold": template_row(engine, schema.holds, idempotency_key="template-hold"),
         "ledger": template_row(engine, schema.ledger, subject_ref=SUBJECT),
         "event": template_row(engine, schema.processed_events, outcome="processed"),
+        "usage": template_row(engine, schema.usage_records, idempotency_key="template-spend"),
     }
 
 
 def section_scale(opts: Options) -> Section:
     section = Section("scale", "6. Scale: cost against history size")
+    section.notes.append(
+        "\"N rows each\": N subjects (one entitlement each), N settled holds, N ledger rows, N "
+        "usage records and N processed events in the database.")
     levels = opts.pick((1_000, 100_000, 1_000_000), (1_000, 20_000))
     n, rounds, events_per_level = opts.pick((40, 5, 30), (15, 3, 10))
     for name in opts.stores:
@@ -623,6 +634,7 @@ def section_scale(opts: Options) -> Section:
                           for level in levels}
             payload, header = deliveries[levels[0]].pop()
             lz.handle_webhook(payload, header)  # one processed event to copy
+            explained = deliveries[levels[-1]].pop()
             templates = scale_templates(lz, url)
             key = keys("scale")
             have = 0
@@ -639,9 +651,10 @@ def section_scale(opts: Options) -> Section:
                 have = level
                 got = interleaved({
                     "check": lambda: lz.check_access(SUBJECT),
-                    "consume": lambda: lz.consume_usage(SUBJECT, 1, idempotency_key=key()),
-                    "reserve": lambda: lz.reserve_usage(SUBJECT, 1,
-                                                        idempotency_key=key()).commit(),
+                    "consume": lambda key=key: lz.consume_usage(SUBJECT, 1,
+                                                                idempotency_key=key()),
+                    "reserve": lambda key=key: lz.reserve_usage(SUBJECT, 1,
+                                                                idempotency_key=key()).commit(),
                 }, n_calls, rounds)
                 batch = deliveries[level]
                 start = time.perf_counter()
@@ -654,26 +667,27 @@ def section_scale(opts: Options) -> Section:
                     base.setdefault(path, got[path])
                     ratio = got[path] / base[path]
                     section.rows.append(Row(
-                        f"{label}, {name}, {level:,} subjects / settled holds / ledger rows / "
-                        f"events", fmt_time(got[path]), f"same at {levels[0]:,}",
-                        fmt_time(base[path]), f"{ratio:.2f}×", "flat (≤ 1.5×)",
+                        f"{label}, {name}, {level:,} rows each", fmt_time(got[path]),
+                        f"same at {levels[0]:,}",
+                        fmt_time(base[path]), f"{ratio:.2f}\u00d7", "flat (≤ 1.5\u00d7)",
                         ratio <= 1.5, opts.command("scale", name)))
                 log(f"    loaded in {load_s:.0f} s")
             if url is not None:
-                section.notes += plans(lz, name, levels[-1])
+                section.notes += plans(lz, name, levels[-1], explained)
         with licenzy_on(name) as (lz, _):
             entitlements_per_subject(lz, name, opts, section)
     section.notes.append(
-        "The settled holds and the ledger rows all belong to the hot subject the paths act "
-        "on — the worst case for a lookup by subject; the other subjects each have one "
+        "The settled holds, the ledger rows and the usage (idempotency) records all belong "
+        "to the hot subject the paths act on — the worst case for a lookup by subject; the "
+        "other subjects each have one "
         "entitlement. Rows are copied in bulk from rows the library wrote (COPY on "
         "PostgreSQL, executemany elsewhere), then ANALYZEd.")
     return section
 
 
-def plans(lz: Licenzy, name: str, level: int) -> list[str]:
-    """EXPLAIN of every statement a reserve, a commit, a spend and a check send, at the
-    largest size."""
+def plans(lz: Licenzy, name: str, level: int, delivery: tuple[bytes, str]) -> list[str]:
+    """EXPLAIN of every statement a reserve, a commit, a spend, a check and a webhook (new,
+    then redelivered) send, at the largest size."""
     engine = lz.store.engine  # type: ignore[attr-defined]
     seen, stop = capture(engine)
     hold = lz.reserve_usage(SUBJECT, 1, idempotency_key="explain-hold")
@@ -681,9 +695,12 @@ def plans(lz: Licenzy, name: str, level: int) -> list[str]:
     lz.consume_usage(SUBJECT, 1, idempotency_key="explain-spend")
     lz.check_access(SUBJECT)
     lz.check_access("nobody")
+    lz.handle_webhook(*delivery)
+    assert lz.handle_webhook(*delivery).outcome == "duplicate"
     stop()
     lines = [f"Plans on {name} with {level:,} rows per table (every SELECT and UPDATE a "
-             "reserve, commit, spend, allowed and denied check sent):", ""]
+             "reserve, commit, spend, allowed and denied check, new and redelivered webhook sent):",
+             ""]
     done = set()
     for statement, parameters in seen:
         verb = statement.lstrip().split()[0].upper()
@@ -693,13 +710,14 @@ def plans(lz: Licenzy, name: str, level: int) -> list[str]:
         target = re.search(r"(?:FROM|UPDATE)\s+(\w+)", statement)
         where = re.search(r"WHERE (.*?)(?: ORDER BY| LIMIT| FOR UPDATE| RETURNING|$)",
                           statement.replace("\n", " "))
-        text = where.group(1) if where else ""
+        text = re.sub(r"%\(\w+\)s(?:::\w+)?", "?", re.sub(r"licenzy_\w+\.", "",
+                                                          where.group(1) if where else ""))
         try:
             plan = explain(engine, statement, parameters)
         except sa.exc.SQLAlchemyError as exc:
             plan = f"(EXPLAIN failed: {type(exc).__name__})"
         lines.append(f"- {verb} {target.group(1) if target else '?'} WHERE "
-                     f"`{text[:110]}` → {plan[:300]}")
+                     f"`{text[:140]}` → {plan}")
     return lines
 
 
@@ -721,7 +739,7 @@ def entitlements_per_subject(lz: Licenzy, name: str, opts: Options, section: Sec
             base.setdefault(path, got[path])
             section.rows.append(Row(
                 f"{label}, {name}, {count} entitlements on the subject", fmt_time(got[path]),
-                "same with 1", fmt_time(base[path]), f"{got[path] / base[path]:.2f}×",
+                "same with 1", fmt_time(base[path]), f"{got[path] / base[path]:.2f}\u00d7",
                 "may grow (the subject's own rows)", None, opts.command("scale", name)))
 
 
@@ -758,8 +776,8 @@ def write_report(path: Path, parts: dict[str, str]) -> None:
         begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
         block = f"{begin}\n{body.rstrip()}\n{end}"
         if begin in text and end in text:
-            text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, text,
-                          flags=re.S)
+            start, stop = text.index(begin), text.index(end) + len(end)
+            text = text[:start] + block + text[stop:]
         else:
             text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
