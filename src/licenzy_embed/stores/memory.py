@@ -308,11 +308,13 @@ class InMemoryStore:
     def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
         self._check()
         with self._lock:
-            ents = self._tables.entitlements
-            return any(
-                ents[(mode, i)].is_available(now)
-                for i in self._tables.by_subject.get((mode, subject_ref), ())
-            )
+            ids = self._tables.by_subject.get((mode, subject_ref))
+            if ids:
+                ents = self._tables.entitlements
+                for i in ids:  # a plain loop: a generator costs more than the walk itself
+                    if ents[(mode, i)].is_available(now):
+                        return True
+            return False
 
     def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
         self._check()
