@@ -125,12 +125,17 @@ def template_row(engine: sa.Engine, table: sa.Table, **where: Any) -> dict[str, 
     return dict(row)
 
 
-def bulk_insert(engine: sa.Engine, table: sa.Table, rows: Iterable[dict[str, Any]],
+def bulk_insert(engine: sa.Engine, table: sa.Table, template: dict[str, Any],
+                varying: tuple[str, ...], values: Iterable[tuple[Any, ...]],
                 batch: int = 20_000) -> int:
-    """Insert ``rows`` as fast as the driver allows: COPY on PostgreSQL, executemany (which
-    PyMySQL turns into multi-row INSERTs, and sqlite3 runs in one loop) elsewhere."""
+    """Insert copies of ``template`` whose ``varying`` columns take each tuple of ``values``,
+    as fast as the driver allows: COPY on PostgreSQL, executemany elsewhere (PyMySQL turns it
+    into multi-row INSERTs). The template is converted to driver values once."""
     dialect = engine.dialect.name
-    columns: list[sa.Column[Any]] = []
+    columns = [table.c[name] for name in template]
+    base = [_db_value(c, template[c.name], dialect) for c in columns]
+    slots = [list(template).index(name) for name in varying]
+    names = ", ".join(c.name for c in columns)
     count = 0
     raw = engine.raw_connection()
     try:
@@ -140,11 +145,10 @@ def bulk_insert(engine: sa.Engine, table: sa.Table, rows: Iterable[dict[str, Any
         def flush() -> None:
             if not pending:
                 return
-            names = ", ".join(c.name for c in columns)
             if dialect == "postgresql":
                 with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                    for values in pending:
-                        copy.write_row(values)
+                    for row in pending:
+                        copy.write_row(row)
             else:
                 mark = "?" if dialect == "sqlite" else "%s"
                 cursor.executemany(
@@ -152,10 +156,11 @@ def bulk_insert(engine: sa.Engine, table: sa.Table, rows: Iterable[dict[str, Any
                     f"({', '.join(mark for _ in columns)})", pending)
             pending.clear()
 
-        for row in rows:
-            if not columns:
-                columns = [table.c[name] for name in row]
-            pending.append(tuple(_db_value(c, row[c.name], dialect) for c in columns))
+        for changed in values:
+            row = base.copy()
+            for slot, value in zip(slots, changed, strict=True):
+                row[slot] = value
+            pending.append(tuple(row))
             count += 1
             if len(pending) >= batch:
                 flush()
