@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from licenzy_embed.cli.doctor import required_event_types
+from licenzy_embed.cli.migrate import head_revision
 from licenzy_embed.stores import _sql_schema as schema
 
 from .._stripe_standin import Answer, Request, StripeStandIn, error, not_found, serving
@@ -307,7 +308,8 @@ def test_a_store_newer_than_the_package(db_url: str, account: StripeAccount) -> 
                              "upgrade the licenzy-embed package")
     finally:
         with engine.begin() as conn:
-            conn.exec_driver_sql(f"UPDATE {schema.VERSION_TABLE} SET version_num = '0001'")
+            conn.exec_driver_sql(
+                f"UPDATE {schema.VERSION_TABLE} SET version_num = '{head_revision()}'")
         engine.dispose()
 
 

@@ -13,12 +13,16 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from licenzy_embed.cli.migrate import head_revision
 from licenzy_embed.stores import _sql_schema as schema
 
 from .conftest import invoke
 
 LICENZY_TABLES = {t.name for t in schema.metadata.sorted_tables}
 SCRIPT = Path(sys.executable).parent / "licenzy-embed"
+
+
+HEAD = head_revision()
 
 
 def tables(url: str) -> set[str]:
@@ -33,20 +37,20 @@ def test_migrate_says_what_it_did(empty_url: str) -> None:
     safe = make_url(empty_url).render_as_string(hide_password=True)
     first = invoke("migrate", "--url", empty_url, app=None)
     assert (first.exit_code, first.stderr) == (0, "")
-    assert first.stdout == f"created the licenzy tables in {safe}: now at revision 0001\n"
+    assert first.stdout == f"created the licenzy tables in {safe}: now at revision {HEAD}\n"
     assert tables(empty_url) == LICENZY_TABLES | {schema.VERSION_TABLE}
 
     again = invoke("migrate", "--url", empty_url, app=None)
     assert again.exit_code == 0
-    assert again.stdout == f"{safe} is already at revision 0001: nothing to do\n"
+    assert again.stdout == f"{safe} is already at revision {HEAD}: nothing to do\n"
 
 
 def test_migrate_json(empty_url: str) -> None:
     first = invoke("migrate", "--url", empty_url, "--json", app=None)
     assert first.json() == {"url": make_url(empty_url).render_as_string(hide_password=True),
-                            "previous_revision": None, "revision": "0001", "changed": True}
+                            "previous_revision": None, "revision": HEAD, "changed": True}
     again = invoke("migrate", "--url", empty_url, "--json", app=None)
-    assert (again.json()["previous_revision"], again.json()["changed"]) == ("0001", False)
+    assert (again.json()["previous_revision"], again.json()["changed"]) == (HEAD, False)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import event
 
 from licenzy_embed import Licenzy
+from licenzy_embed.records import HoldRecord
 from licenzy_embed.testing import StripeSimulator
 
 from ._workers import WEBHOOK_SECRET
@@ -183,3 +184,62 @@ def test_on_postgresql_the_access_check_is_its_select_alone(
     with lz.store.transaction("test") as tx:  # type: ignore[attr-defined]
         level = tx._conn.exec_driver_sql("SHOW transaction_isolation").scalar()
     assert level == "read committed"
+
+
+# Which index may serve each lookup of the spend and webhook paths. The open-hold queries must
+# use one that starts with the status (or has it right after the subject): the unique key
+# (mode, subject_ref, idempotency_key) also reaches a subject's holds, but then reads every
+# hold the subject ever settled, so a busy subject's spends would slow down with its history.
+OPEN_HOLD_INDEXES = ("ix_licenzy_holds_subject_status", "ix_licenzy_holds_expiry")
+
+
+def _uses_an_index(plan: str, backend: str) -> bool:
+    if backend == "sqlite":
+        return "SEARCH" in plan and " SCAN " not in f" {plan} "
+    if backend == "postgres":
+        return "Index" in plan and "Seq Scan" not in plan
+    return "None" not in plan.split()  # MariaDB's EXPLAIN `key`: None is a full scan
+
+
+def test_hold_and_idempotency_lookups_are_indexed_past_the_settled_history(
+        backend: str, open_licenzy: Callable[..., Licenzy]) -> None:
+    lz = open_licenzy(stripe_webhook_secret=WEBHOOK_SECRET)
+    sim = StripeSimulator.for_licenzy(lz)
+    pack = lz.grant("user_1", "CREDITS_100", reason="comp")
+    now = lz.now()
+    with lz.store.transaction(lz.mode) as tx:
+        # A long settled history on the subject the spends act on, and open holds elsewhere.
+        for n in range(400):
+            tx.insert_hold(HoldRecord(
+                f"hold_old_{n}", lz.mode, "user_1" if n % 4 else f"other_{n}", f"old-{n}", 1,
+                ((pack.id, 1),), "committed" if n % 4 else "held", now, now, 1, now))
+    session = lz.create_checkout_session("user_2", "CREDITS_1K", idempotency_key="buy")
+    with sim.hold_deliveries():
+        (completed,) = sim.complete_checkout(session)
+    sim.held.clear()
+    with lz.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        for table in ("licenzy_holds", "licenzy_usage_records", "licenzy_processed_events"):
+            conn.exec_driver_sql({"sqlite": f"ANALYZE {table}", "postgres": f"ANALYZE {table}",
+                                  "mysql": f"ANALYZE TABLE {table}"}[backend])
+
+    seen: list[tuple[str, Any]] = []
+    event.listen(lz.store.engine, "before_cursor_execute",  # type: ignore[attr-defined]
+                 lambda conn, cursor, statement, parameters, *_: seen.append(
+                     (statement, parameters)))
+    lz.reserve_usage("user_1", 2, idempotency_key="h1").commit(1)
+    lz.consume_usage("user_1", 1, idempotency_key="k1")
+    assert lz.consume_usage("user_1", 1, idempotency_key="k1").replayed
+    assert not lz.check_access("user_without_anything")
+    sim.deliver(completed, times=2)
+
+    lookups = [(s, p) for s, p in seen if s.lstrip().upper().startswith("SELECT") and any(
+        t in s for t in ("licenzy_holds", "licenzy_usage_records", "licenzy_processed_events"))]
+    kinds = {("holds" if "licenzy_holds" in s else "usage" if "usage_records" in s
+              else "events") for s, _ in lookups}
+    assert kinds == {"holds", "usage", "events"}, lookups  # the test sees every kind
+    with lz.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        for statement, parameters in lookups:
+            plan = _plan(conn, backend, statement, parameters)
+            assert _uses_an_index(plan, backend), (statement, plan)
+            if "licenzy_holds" in statement and "status" in statement.split("WHERE")[1]:
+                assert any(name in plan for name in OPEN_HOLD_INDEXES), (statement, plan)

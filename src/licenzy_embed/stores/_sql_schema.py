@@ -214,6 +214,8 @@ holds = Table(
     PrimaryKeyConstraint("id", name="pk_licenzy_holds"),
     UniqueConstraint("mode", "subject_ref", "idempotency_key", name="uq_licenzy_holds_key"),
     Index("ix_licenzy_holds_expiry", "mode", "status", "expires_at"),
+    # A subject's open holds without reading its settled ones (migration 0002).
+    Index("ix_licenzy_holds_subject_status", "mode", "subject_ref", "status", "expires_at"),
     **MYSQL_OPTIONS,
 )
 

@@ -4,7 +4,9 @@ One re-entrant lock serialises every transaction, which is what makes it trivial
 writes inside a transaction append an undo action so that an exception rolls them all back.
 Reads take the same lock so they never see a half-applied transaction. Each lookup the core
 needs has its own dict index, so an access check is a dict lookup plus a walk over the
-subject's few entitlements.
+subject's few entitlements. Holds still ``held`` are indexed per (mode, subject) as well, so a
+reserve or a spend looks at the subject's open holds only, never at every hold ever settled:
+their cost stays flat however long the store has been running.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class _Tables:
         self.usage: dict[tuple[str, str, str], UsageRecord] = {}
         self.holds: dict[tuple[str, str], HoldRecord] = {}
         self.holds_by_key: dict[tuple[str, str, str], str] = {}
+        # (mode, subject) -> ids of its holds still "held", in insertion order; an entry is
+        # dropped when its last open hold settles.
+        self.open_holds: dict[tuple[str, str], dict[str, None]] = {}
         self.events: dict[tuple[str, str], ProcessedEvent] = {}
         self.watermarks: dict[tuple[str, str], Watermark] = {}
         self.attempts: dict[tuple[str, str], CheckoutAttempt] = {}
@@ -69,6 +74,36 @@ class _MemoryTransaction:
     def _append(self, table: dict[K, list[V]], key: K, value: V) -> None:
         table.setdefault(key, []).append(value)
         self._undo.append(lambda: table[key].pop())
+
+    def _index_hold(self, hold: HoldRecord) -> None:
+        """Keep ``open_holds`` in step with the hold's status (undone with the rest)."""
+        key = (self.mode, hold.subject_ref)
+        ids = self._t.open_holds.get(key)
+        is_open = hold.status == "held"
+        if is_open == (ids is not None and hold.id in ids):
+            return
+        index = self._t.open_holds
+        if is_open:
+            index.setdefault(key, {})[hold.id] = None
+
+            def undo_open() -> None:
+                index[key].pop(hold.id, None)
+                if not index[key]:
+                    del index[key]
+            self._undo.append(undo_open)
+        else:
+            assert ids is not None
+            del ids[hold.id]
+            if not ids:
+                del index[key]
+
+            def undo_close() -> None:
+                index.setdefault(key, {})[hold.id] = None
+            self._undo.append(undo_close)
+
+    def _open(self, subject_ref: str) -> list[HoldRecord]:
+        ids = self._t.open_holds.get((self.mode, subject_ref), ())
+        return [self._t.holds[(self.mode, i)] for i in ids]
 
     def rollback(self) -> None:
         while self._undo:
@@ -150,24 +185,30 @@ class _MemoryTransaction:
             raise DuplicateKey(hold.idempotency_key)
         self._put(self._t.holds, (self.mode, hold.id), hold)
         self._put(self._t.holds_by_key, by_key, hold.id)
+        self._index_hold(hold)
 
     def save_hold(self, hold: HoldRecord) -> None:
-        self._put(self._t.holds, (self.mode, hold.id), hold)
+        key = (self.mode, hold.id)
+        old = self._t.holds.get(key)
+        if old is not None and old.subject_ref != hold.subject_ref:
+            # A hold never changes subject in the core; should a caller do it, the index
+            # must not keep the id under the old subject.
+            self._index_hold(dataclasses.replace(old, status="settled"))
+        self._put(self._t.holds, key, hold)
+        self._index_hold(hold)
 
     def open_holds(self, subject_ref: str) -> list[HoldRecord]:
-        return sorted(
-            (h for (m, _), h in self._t.holds.items()
-             if m == self.mode and h.status == "held" and h.subject_ref == subject_ref),
-            key=lambda h: (h.created_at, h.id),
-        )
+        return sorted(self._open(subject_ref), key=lambda h: (h.created_at, h.id))
 
     def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
-        return sorted(
-            (h for (m, _), h in self._t.holds.items()
-             if m == self.mode and h.status == "held" and h.expires_at <= now
-             and (subject_ref is None or h.subject_ref == subject_ref)),
-            key=lambda h: (h.created_at, h.id),
-        )
+        if subject_ref is not None:
+            candidates = self._open(subject_ref)
+        else:
+            candidates = [self._t.holds[(self.mode, i)]
+                          for (m, _), ids in self._t.open_holds.items() if m == self.mode
+                          for i in ids]
+        return sorted((h for h in candidates if h.expires_at <= now),
+                      key=lambda h: (h.created_at, h.id))
 
     # -- webhooks
     def get_processed_event(self, event_id: str) -> ProcessedEvent | None:
@@ -267,11 +308,13 @@ class InMemoryStore:
     def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
         self._check()
         with self._lock:
-            ents = self._tables.entitlements
-            return any(
-                ents[(mode, i)].is_available(now)
-                for i in self._tables.by_subject.get((mode, subject_ref), ())
-            )
+            ids = self._tables.by_subject.get((mode, subject_ref))
+            if ids:
+                ents = self._tables.entitlements
+                for i in ids:  # a plain loop: a generator costs more than the walk itself
+                    if ents[(mode, i)].is_available(now):
+                        return True
+            return False
 
     def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
         self._check()
@@ -302,8 +345,9 @@ class InMemoryStore:
     def has_expired_holds(self, mode: str, subject_ref: str, now: datetime) -> bool:
         self._check()
         with self._lock:
-            return any(h.status == "held" and h.expires_at <= now and h.subject_ref == subject_ref
-                       for (m, _), h in self._tables.holds.items() if m == mode)
+            holds = self._tables.holds
+            return any(holds[(mode, i)].expires_at <= now
+                       for i in self._tables.open_holds.get((mode, subject_ref), ()))
 
     def close(self) -> None:
         pass
