@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -833,6 +834,8 @@ def reachable(stores: tuple[str, ...]) -> tuple[str, ...]:
 
 def main(argv: list[str]) -> int:
     opts, sections, output = parse(argv)
+    # A terminated run still drops its databases: SIGTERM unwinds like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     log(f"licenzy-embed benchmarks: {', '.join(sections)} on {', '.join(opts.stores)}"
         f"{' (quick)' if opts.quick else ''}")
