@@ -39,6 +39,8 @@ from .webhooks.signature import SECRET_PREFIX
 if TYPE_CHECKING:
     import stripe
 
+    from .reconcile import ReconcileReport
+
 logger = logging.getLogger("licenzy_embed")
 
 DEFAULT_HOLD_TTL = timedelta(minutes=5)
@@ -438,6 +440,18 @@ class Licenzy:
         return self._checkout.create(subject_ref, product_code,
                                      idempotency_key=idempotency_key,
                                      success_url=success_url, cancel_url=cancel_url)
+
+    def reconcile(self, since: datetime | timedelta | None = None, *, dry_run: bool = False,
+                  progress: Callable[[int, int], object] | None = None) -> ReconcileReport:
+        """Heal entitlements that missed webhooks left wrong: apply the handled events
+        Stripe still has since ``since`` (default and at most 30 days back) through the
+        exactly-once path, then re-read every known subscription and payment and apply its
+        current state. ``dry_run``: report the same differences and write nothing.
+        ``progress(done, total)`` is called as items are applied. See
+        :mod:`licenzy_embed.reconcile`."""
+        from .reconcile import Reconciler
+
+        return Reconciler(self).run(since=since, dry_run=dry_run, progress=progress)
 
     def handle_webhook(self, payload: bytes, signature_header: str) -> WebhookResult:
         """Verify and apply one Stripe delivery, exactly once. Raises ``InvalidSignature``,

@@ -60,7 +60,8 @@ ERROR_LENGTH = 2000
 def backoff(attempts: int) -> timedelta:
     """How long after its ``attempts``-th failed delivery an event is tried again:
     30 s, 1 min, 2 min, … doubling up to 6 h."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LAST_RETRY)
+    delay: timedelta = FIRST_RETRY * (2 ** min(max(attempts - 1, 0), 20))
+    return min(delay, LAST_RETRY)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import StoreUnavailable
 from .clock import Clock, aware
+from .errors import StoreUnavailable
 from .events import ChangeEvent
 from .outbox import Outbox, OutboxRecord, stamp
 from .stores.base import DuplicateKey, Store, StoreTransaction
