@@ -36,6 +36,7 @@ rolled back and leaves no trace).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -179,10 +180,8 @@ class Reconciler:
             apply_all()
             raise _DryRun  # every unit of work inside joined this one: all of it rolls back
 
-        try:
+        with suppress(_DryRun):
             self.lz.unit_of_work.run(dry)
-        except _DryRun:
-            pass
         return report
 
     def _claims(self, history: StripeHistory) -> tuple[list[StripeEvent], list[str]]:

@@ -74,7 +74,7 @@ def test_reconcile_finds_and_fixes_what_lost_webhooks_left_wrong(lz: Licenzy) ->
 
 
 def test_a_dry_run_reports_exactly_those_subjects_and_writes_nothing(lz: Licenzy) -> None:
-    sim, lost = lose_three(lz)
+    _, lost = lose_three(lz)
     changes: list[ChangeEvent] = []
     lz.on("*", changes.append)
     ledgers = {s: len(lz.ledger(s)) for s in ("sub_user", "pack_user", "new_user")}
