@@ -152,7 +152,7 @@ class StripeClientGateway:
 
 def _plain(obj: stripe.StripeObject) -> dict[str, Any]:
     """The object as the JSON Stripe sent (what a webhook body holds)."""
-    plain: dict[str, Any] = json.loads(json.dumps(obj.to_dict()))
+    plain: dict[str, Any] = json.loads(json.dumps(obj.to_dict(for_json=True)))
     return plain
 
 

@@ -10,7 +10,6 @@ import sys
 from licenzy_embed import Licenzy
 from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
 from licenzy_embed.testing import FrozenClock
-
 from tests.conftest import START, catalog
 
 CRASHED = 17
