@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import stripe
 
+import stripe
 from licenzy_embed import Licenzy
 from licenzy_embed.stores.base import Store
 from licenzy_embed.testing import FrozenClock, StripeSimulator
