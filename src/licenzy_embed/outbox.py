@@ -137,13 +137,16 @@ class Outbox:
         what earlier processes left pending (the "next start" case)."""
         if not self.bus:
             return  # nobody to deliver to: the rows wait, pending, for a process that has
-        self.deliver(records)
-        if not self._swept:
-            self._swept = True
-            try:
-                self.deliver_pending()
-            except Exception:  # the change committed; a sweep failing must not undo that
-                logger.exception("licenzy-embed: delivering pending change events failed")
+        # The change committed: nothing here may raise into the call that made it. A store
+        # failing now leaves the rows pending (claimed for the lease), delivered again later.
+        try:
+            self.deliver(records)
+            if not self._swept:
+                self._swept = True
+                self.deliver_pending(BATCH)  # one batch; a periodic job does the rest
+        except Exception:
+            logger.exception("licenzy-embed: delivering change events failed; they stay "
+                             "pending and are delivered later")
 
     def deliver_pending(self, limit: int | None = None) -> Delivery:
         """Claim and deliver the events due now, oldest first, at most ``limit``."""

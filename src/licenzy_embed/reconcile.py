@@ -35,6 +35,7 @@ rolled back and leaves no trace).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .clock import aware, iso
-from .errors import InvalidRequest, PaymentProviderError
+from .errors import InvalidPayload, InvalidRequest, PaymentProviderError
 from .events import ChangeEvent
 from .gateway import StripeHistory
 from .stores.base import StoreTransaction
@@ -53,6 +54,7 @@ from .webhooks.fields import as_dict, stored_id
 if TYPE_CHECKING:
     from .licenzy import Licenzy
 
+logger = logging.getLogger("licenzy_embed")
 EVENT_WINDOW = timedelta(days=30)
 Progress = Callable[[int, int], object]  # (done, total) after each item applied
 
@@ -77,6 +79,7 @@ class ReconcileReport:
     events_applied: int = 0
     duplicates: int = 0
     ignored: int = 0
+    skipped: int = 0  # unreadable (InvalidPayload): logged, not applied
     objects_reread: int = 0
     claims_applied: int = 0
     changes: list[SubjectChange] = field(default_factory=list)
@@ -89,7 +92,7 @@ class ReconcileReport:
         return {
             "dry_run": self.dry_run, "since": iso(self.since),
             "events_seen": self.events_seen, "events_applied": self.events_applied,
-            "duplicates": self.duplicates, "ignored": self.ignored,
+            "duplicates": self.duplicates, "ignored": self.ignored, "skipped": self.skipped,
             "objects_reread": self.objects_reread, "claims_applied": self.claims_applied,
             "changes": [c.to_dict() for c in self.changes],
         }
@@ -146,7 +149,7 @@ class Reconciler:
 
         def apply_all() -> None:
             # From zero: a transaction run again after a deadlock counts again.
-            report.events_applied = report.duplicates = report.ignored = 0
+            report.events_applied = report.duplicates = report.ignored = report.skipped = 0
             report.claims_applied = 0
             report.changes = []
             before = {s: self.lz.customer_access(s).to_dict() for s in sorted(subjects)}
@@ -154,8 +157,16 @@ class Reconciler:
             if progress is not None:
                 progress(0, total)
             for envelope in events:
-                result = self.lz.webhooks.handle_fetched(envelope)
-                if result.outcome == "duplicate":
+                try:
+                    result = self.lz.webhooks.handle_fetched(envelope)
+                except InvalidPayload as exc:  # one unreadable event must not stop the rest
+                    logger.warning("licenzy-embed: reconcile skipped Stripe event %s: %s",
+                                   envelope.get("id"), exc)
+                    report.skipped += 1
+                    result = None
+                if result is None:
+                    pass
+                elif result.outcome == "duplicate":
                     report.duplicates += 1
                 elif result.outcome == "ignored":
                     report.ignored += 1

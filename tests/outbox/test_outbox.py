@@ -152,3 +152,51 @@ def test_concurrent_sweeps_deliver_each_event_once_per_claim(
     assert errors == []
     assert len(seen) == len(set(seen)) == 12
     assert writer.change_events(pending=True) == []
+
+
+def test_a_nested_unit_of_work_delivers_when_the_outermost_commits_and_never_if_it_rolls_back(
+        lz: Licenzy) -> None:
+    from licenzy_embed.events import ChangeEvent as Event
+
+    seen: list[object] = []
+    lz.on("*", lambda e: seen.append(e.data))
+
+    def inner(tx: object) -> tuple[None, list[Event]]:
+        return None, [Event("usage.consumed", {"n": "inner"})]
+
+    def outer(tx: object) -> tuple[None, list[Event]]:
+        lz.unit_of_work.run(inner)  # type: ignore[arg-type]
+        assert seen == []  # not before the outermost transaction committed
+        return None, [Event("usage.consumed", {"n": "outer"})]
+
+    lz.unit_of_work.run(outer)  # type: ignore[arg-type]
+    assert seen == [{"n": "inner"}, {"n": "outer"}]
+
+    def failing(tx: object) -> tuple[None, list[Event]]:
+        lz.unit_of_work.run(inner)  # type: ignore[arg-type]
+        raise RuntimeError("the outer work failed")
+
+    with pytest.raises(RuntimeError):
+        lz.unit_of_work.run(failing)  # type: ignore[arg-type]
+    assert seen == [{"n": "inner"}, {"n": "outer"}]
+    assert len(lz.change_events()) == 2  # the rolled-back one was never written
+
+
+def test_a_store_failing_after_commit_does_not_fail_the_change(
+        lz: Licenzy, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from licenzy_embed import StoreUnavailable
+
+    seen: list[str] = []
+    lz.on("*", lambda e: seen.append(e.id or ""))
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("the database went away")
+
+    monkeypatch.setattr(lz.store, "mark_events_delivered", down)
+    granted = lz.grant("u1", "CREDITS_100", reason="comp")  # no exception: it committed
+    assert lz.check_access("u1") and granted.id
+    monkeypatch.undo()
+    (pending,) = lz.change_events(pending=True)  # not marked: delivered again later
+    clock.advance(DELIVERY_LEASE)
+    assert lz.deliver_pending_events().delivered == 1
+    assert seen == [pending.id, pending.id]  # at least once, the same id

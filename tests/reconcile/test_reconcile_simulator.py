@@ -131,3 +131,13 @@ def test_a_bad_since_is_refused(lz: Licenzy, since: object) -> None:
     StripeSimulator.for_licenzy(lz)
     with pytest.raises(InvalidRequest):
         lz.reconcile(since=since)  # type: ignore[arg-type]
+
+
+def test_an_unreadable_event_is_skipped_and_the_rest_applied(lz: Licenzy) -> None:
+    sim, lost = lose_three(lz)
+    bad = sim.event("customer.subscription.updated", {"id": "sub_" + "x" * 300,
+                                                      "object": "subscription"})
+    report = lz.reconcile()
+    assert report.skipped == 1 and bad["id"]
+    assert report.events_applied == len(lost)
+    assert access(lz) == HEALED

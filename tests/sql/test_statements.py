@@ -46,6 +46,8 @@ EXPECTED = {
     # (webhooks.py decides these; update the number with a change that means to add one).
     "handle_webhook (checkout.session.completed, usage pack)": (18, 18, 18),
     "handle_webhook (duplicate)": (1, 1, 1),
+    # With a callback registered: the grant, then one UPDATE marking its event delivered.
+    "grant (a callback registered)": (4, 4, 4),
 }
 COLUMN = {"sqlite": 0, "postgres": 1, "mysql": 2}
 
@@ -107,6 +109,10 @@ def test_statements_per_operation(backend: str, open_licenzy: Callable[..., Lice
         assert sim.deliver(completed)[0].outcome == "processed"  # type: ignore[attr-defined]
     with count("handle_webhook (duplicate)"):
         assert sim.deliver(completed)[0].outcome == "duplicate"  # type: ignore[attr-defined]
+    lz.on("entitlement.updated", lambda event: None)
+    lz.grant("user_3", "CREDITS_100", reason="the first change also sweeps what is pending")
+    with count("grant (a callback registered)"):
+        lz.grant("user_3", "CREDITS_100", reason="comp")
 
     expected = {op: numbers[COLUMN[backend]] for op, numbers in EXPECTED.items()}
     assert counter.counts == expected
