@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -125,7 +126,8 @@ class Delivery:
 class Outbox:
     """Delivers the rows of one store and mode to the callbacks of one ``EventBus``."""
 
-    def __init__(self, store: Store, mode: str, bus: EventBus, now: Any) -> None:
+    def __init__(self, store: Store, mode: str, bus: EventBus,
+                 now: Callable[[], datetime]) -> None:
         self.store = store
         self.mode = mode
         self.bus = bus
