@@ -22,7 +22,10 @@ from licenzy_embed.testing import StripeSimulator
 
 from ._workers import WEBHOOK_SECRET
 
-# operation -> statements on (sqlite, postgres, mysql)
+# operation -> statements on (sqlite, postgres, mysql). A change that announces events writes
+# them to the outbox in its transaction: one multi-row INSERT, whatever their number (no
+# callback is registered here, so nothing marks them delivered after commit; with callbacks
+# that is one UPDATE more, outside the change's transaction).
 EXPECTED = {
     "check_access (allowed)": (1, 1, 1),
     # A denial (and every full read) first looks for the subject's expired holds; only when
@@ -31,18 +34,20 @@ EXPECTED = {
     "entitlements": (2, 2, 2),
     "customer_access": (2, 2, 2),
     "ledger": (1, 1, 1),
-    "grant": (2, 2, 2),
-    "consume_usage": (7, 7, 8),
+    "grant": (3, 3, 3),
+    "consume_usage": (8, 8, 9),
     "consume_usage (replayed key)": (2, 2, 2),
     "reserve_usage": (8, 8, 9),
-    "Reservation.commit (partial)": (8, 8, 9),
+    "Reservation.commit (partial)": (9, 9, 10),
     "Reservation.release": (6, 6, 7),
-    "adjust_usage": (7, 7, 8),
+    "adjust_usage": (8, 8, 9),
     "create_checkout_session": (6, 6, 6),
     # The event id, the attempt, the customer, the entitlement, its watermarks, the ledger
     # (webhooks.py decides these; update the number with a change that means to add one).
-    "handle_webhook (checkout.session.completed, usage pack)": (17, 17, 17),
+    "handle_webhook (checkout.session.completed, usage pack)": (18, 18, 18),
     "handle_webhook (duplicate)": (1, 1, 1),
+    # With a callback registered: the grant, then one UPDATE marking its event delivered.
+    "grant (a callback registered)": (4, 4, 4),
 }
 COLUMN = {"sqlite": 0, "postgres": 1, "mysql": 2}
 
@@ -104,6 +109,10 @@ def test_statements_per_operation(backend: str, open_licenzy: Callable[..., Lice
         assert sim.deliver(completed)[0].outcome == "processed"  # type: ignore[attr-defined]
     with count("handle_webhook (duplicate)"):
         assert sim.deliver(completed)[0].outcome == "duplicate"  # type: ignore[attr-defined]
+    lz.on("entitlement.updated", lambda event: None)
+    lz.grant("user_3", "CREDITS_100", reason="the first change also sweeps what is pending")
+    with count("grant (a callback registered)"):
+        lz.grant("user_3", "CREDITS_100", reason="comp")
 
     expected = {op: numbers[COLUMN[backend]] for op, numbers in EXPECTED.items()}
     assert counter.counts == expected
