@@ -21,9 +21,7 @@ from licenzy_embed.testing import FrozenClock
 
 from ..conftest import START, catalog
 from . import _workers as workers
-from .databases import SERVERS
-
-LICENZY_TABLES = {t.name for t in schema.metadata.sorted_tables}
+from .databases import LICENZY_TABLES, SERVERS, tables
 
 
 def differences(url: str) -> list[Any]:
@@ -36,14 +34,6 @@ def differences(url: str) -> list[Any]:
                     kind == "table" and name not in LICENZY_TABLES),
             })
             return list(compare_metadata(context, schema.metadata))
-    finally:
-        engine.dispose()
-
-
-def tables(url: str) -> set[str]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        return set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
 
