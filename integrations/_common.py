@@ -473,7 +473,7 @@ def checkout(lz: Licenzy, subject: object, body: bytes,
     ref = subject_ref(subject)
     try:
         data = json.loads(body or b"null")
-    except (ValueError, UnicodeError, RecursionError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         # RecursionError: a few KiB of "[" nest deeper than the parser's stack.
         raise InvalidRequest("the body must be a JSON object") from None
     if not isinstance(data, dict) or not isinstance(data.get("product_code"), str):
