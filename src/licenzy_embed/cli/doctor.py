@@ -71,13 +71,9 @@ def run_checks(lz: Licenzy) -> Iterator[Check]:
     yield _store(lz)
 
 
-def _configured_secrets(lz: Licenzy) -> tuple[str, ...]:
-    return tuple(lz.webhook_secrets)
-
-
 def _webhook_secret(lz: Licenzy, *, simulated: bool) -> Check:
     name = "webhook secret"
-    secrets = _configured_secrets(lz)
+    secrets = lz.webhook_secrets
     where = ("the endpoint's signing secret (whsec_…): Dashboard > Developers > Webhooks > "
              "the endpoint, or the one `stripe listen` prints")
     if simulated and all(s.startswith(_SIMULATOR_SECRET) for s in secrets):
