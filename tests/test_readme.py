@@ -89,19 +89,6 @@ def read_blocks(text: str) -> list[Block]:
 BLOCKS = read_blocks(README.read_text(encoding="utf-8"))
 PYTHON = [b for b in BLOCKS if b.lang == "python"]
 
-# Blocks of sections this test covers but whose text is kept elsewhere, that do not run as
-# pasted yet: each is an expected failure, strict, so that the fix turns it into a failure
-# that asks for its line here to go.
-KNOWN_BROKEN: dict[tuple[str, str], str] = {}
-
-
-def params(kind: str, blocks: list[Block]) -> list[Any]:
-    return [pytest.param(b, id=b.id, marks=[pytest.mark.xfail(
-                strict=True, reason=KNOWN_BROKEN[(kind, b.id)])]
-                if (kind, b.id) in KNOWN_BROKEN else [])
-            for b in blocks]
-
-
 def test_the_readme_has_the_blocks_this_test_runs() -> None:
     sections = {b.section for b in PYTHON}
     assert set(FRAMEWORKS) <= sections
@@ -125,7 +112,7 @@ def _own_modules(tree: ast.Module, block: Block) -> set[str]:
     return set(re.findall(r"^# (\w+)/\w+\.py", block.code, flags=re.MULTILINE))
 
 
-@pytest.mark.parametrize("block", params("imports", PYTHON))
+@pytest.mark.parametrize("block", PYTHON, ids=lambda b: b.id)
 def test_each_python_block_compiles_and_its_imports_import(block: Block) -> None:
     tree = ast.parse(block.code, filename=f"README.md:{block.line}")
     own = _own_modules(tree, block)
@@ -304,11 +291,28 @@ def runner(block: Block) -> Callable[[Block, Path], None]:
     return run_plain
 
 
-@pytest.mark.parametrize("block", params("runs", [b for b in PYTHON if b.not_run is None]))
+@pytest.mark.parametrize("block", [b for b in PYTHON if b.not_run is None],
+                         ids=lambda b: b.id)
 def test_each_python_block_runs_as_pasted(block: Block, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # a block may create files (a SQLite database)
     runner(block)(block, tmp_path)
+
+
+def test_the_command_line_apps_factory_builds_a_licenzy(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block only defines ``create_licenzy``; the CLI commands after it call it, so its
+    catalog must be one Licenzy accepts."""
+    block = next(b for b in PYTHON if b.section == "The command line")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'licenzy.db'}")
+    for name in ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    lz = _namespace(block)["create_licenzy"]()
+    try:
+        assert (lz.mode, [p.code for p in lz.catalog]) == (
+            "test", ["PRO_MONTHLY", "CREDITS_1K", "WEEK_PASS"])
+    finally:
+        lz.store.close()  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- example apps

@@ -20,7 +20,7 @@ _PRODUCT_CODE = re.compile(r"[A-Z0-9_]{1,64}")
 _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _has_control_chars(value: str) -> bool:
+def has_control_chars(value: str) -> bool:
     return _CONTROL_CHARS.search(value) is not None
 
 
@@ -29,7 +29,7 @@ def subject_ref(value: Any) -> str:
         raise InvalidRequest("subject_ref must be a string")
     if not 1 <= len(value) <= 255:
         raise InvalidRequest("subject_ref must be 1 to 255 characters")
-    if _has_control_chars(value):
+    if has_control_chars(value):
         raise InvalidRequest("subject_ref must not contain control characters")
     return value
 
@@ -41,7 +41,7 @@ def idempotency_key(value: Any) -> str:
         raise InvalidRequest("idempotency_key must be a string")
     if len(value) > 255:
         raise InvalidRequest("idempotency_key must be at most 255 characters")
-    if _has_control_chars(value):
+    if has_control_chars(value):
         raise InvalidRequest("idempotency_key must not contain control characters")
     return value
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from licenzy_embed import Licenzy
 from licenzy_embed.cli import cli
 
-from ..sql.databases import SERVERS, SQLITE, fresh_url, release
+from ..sql import conftest as sql_fixtures
 from . import apps
 
 APP = "tests.cli.apps:make_lz"
@@ -68,29 +68,13 @@ Run = Callable[..., Outcome]
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    """The CLI's backends (no MariaDB): overrides ``tests/sql``'s, whose ``db_url`` and
+    ``empty_url`` fixtures the CLI tests share."""
     return str(request.param)
 
 
-@pytest.fixture
-def db_url(backend: str) -> Iterator[str]:
-    """A migrated database of ``backend`` with empty licenzy tables."""
-    url = fresh_url(backend)
-    yield url
-    release(backend, url)
-
-
-@pytest.fixture
-def empty_url(backend: str) -> Iterator[str]:
-    """A database with no tables at all."""
-    if backend == "sqlite":
-        url = f"sqlite:///{SQLITE.new_path()}"
-        yield url
-        SQLITE.remove(url)
-        return
-    server = SERVERS[backend]
-    url = server.new_namespace("cli")
-    yield url
-    server.drop_namespace(url)
+db_url = sql_fixtures.db_url
+empty_url = sql_fixtures.empty_url
 
 
 @pytest.fixture

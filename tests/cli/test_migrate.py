@@ -16,21 +16,13 @@ from sqlalchemy.engine import make_url
 from licenzy_embed.cli.migrate import head_revision
 from licenzy_embed.stores import _sql_schema as schema
 
+from ..sql.databases import LICENZY_TABLES, tables
 from .conftest import invoke
 
-LICENZY_TABLES = {t.name for t in schema.metadata.sorted_tables}
 SCRIPT = Path(sys.executable).parent / "licenzy-embed"
 
 
 HEAD = head_revision()
-
-
-def tables(url: str) -> set[str]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        return set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def test_migrate_says_what_it_did(empty_url: str) -> None:

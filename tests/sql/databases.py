@@ -43,6 +43,16 @@ HOW_TO_RUN = {
              "LICENZY_TEST_MYSQL_URL; `.ci/run` starts it and runs the suite",
 }
 _TABLES = [t.name for t in schema.metadata.sorted_tables]
+LICENZY_TABLES = set(_TABLES)
+
+
+def tables(url: str) -> set[str]:
+    """The names of the tables in the database at ``url``, read afresh."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
 
 
 def _render(url: URL) -> str:

@@ -22,13 +22,11 @@ from licenzy_embed.testing import FrozenClock
 
 from ..conftest import START, catalog
 from . import _workers as workers
-from .databases import SERVERS
+from .databases import LICENZY_TABLES, SERVERS, tables
 
 # The newest revision, read from the migrations themselves (not named here, so that adding one
 # changes nothing in this file).
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-LICENZY_TABLES = {t.name for t in schema.metadata.sorted_tables}
 
 
 def differences(url: str) -> list[Any]:
@@ -41,14 +39,6 @@ def differences(url: str) -> list[Any]:
                     kind == "table" and name not in LICENZY_TABLES),
             })
             return list(compare_metadata(context, schema.metadata))
-    finally:
-        engine.dispose()
-
-
-def tables(url: str) -> set[str]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        return set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
 

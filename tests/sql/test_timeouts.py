@@ -87,11 +87,18 @@ def test_mariadb_connections_get_the_statement_and_lock_timeouts() -> None:
     assert (int(got[0]), float(got[1])) == (1, 2.5)  # the lock wait in whole seconds, >= 1
 
 
+@pytest.mark.postgres
 def test_create_engine_is_how_an_app_shares_a_bounded_engine() -> None:
-    engine = create_engine("sqlite://")
+    engine = create_engine(SERVERS["postgres"].fresh_url(), statement_timeout=2.5,
+                           lock_timeout=0.75)
+    store = SQLAlchemyStore(engine)  # an app's engine: taken as it is, timeouts included
     try:
-        SQLAlchemyStore(engine).close()
+        with store.engine.connect() as conn:
+            got = [conn.exec_driver_sql(q).scalar()
+                   for q in ("SHOW statement_timeout", "SHOW lock_timeout")]
+        assert got == ["2500ms", "750ms"]
     finally:
+        store.close()
         engine.dispose()
 
 

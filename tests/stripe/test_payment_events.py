@@ -178,6 +178,9 @@ def test_a_late_dispute_opening_does_not_undo_its_closing(lz: Licenzy,
     late = stripe_events.send("charge.dispute.created", payloads.dispute(
         payment_intent=pi, status=DISPUTE_OPEN, dispute_id=dispute_id), created=t + 1)
     assert late.outcome == "processed"
+    # Applied but changing nothing: the note says why, rather than a bare "processed".
+    assert late.note is not None and "changes nothing" in late.note
+    assert "note" in late.to_dict()
     ent = stripe_events.only("user_1")
     assert (ent.status, ent.available) == ("active", True)
 

@@ -79,19 +79,6 @@ def test_a_refund_in_the_second_a_dispute_closed_stays_final(
     assert (ent.status, ent.available, ent.usage_remaining) == ("refunded", False, 0)
 
 
-def test_a_dispute_event_older_than_the_state_says_it_changed_nothing(
-        lz: Licenzy, stripe_events: Scenario) -> None:
-    pi = buy_one_off(stripe_events, "CREDITS_1K")
-    dispute_id, t = payloads.new_id("du"), stripe_events.now
-    stripe_events.send("charge.dispute.closed", payloads.dispute(
-        payment_intent=pi, status="won", dispute_id=dispute_id), created=t + 2)
-    late = stripe_events.send("charge.dispute.created", payloads.dispute(
-        payment_intent=pi, status=DISPUTE_OPEN, dispute_id=dispute_id), created=t + 1)
-    assert late.outcome == "processed"
-    assert late.note is not None and "changes nothing" in late.note
-    assert "note" in late.to_dict()
-
-
 def test_an_event_that_changes_nothing_always_has_a_note(lz: Licenzy,
                                                          stripe_events: Scenario) -> None:
     sub_id, now = payloads.new_id("sub"), stripe_events.now

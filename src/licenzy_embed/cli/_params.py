@@ -36,7 +36,7 @@ def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> da
         return None
     text = value.strip()
     if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"  # fromisoformat takes "Z" only from Python 3.11
+        text = text[:-1] + "+00:00"  # fromisoformat refuses "z" and a date alone with "Z"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -18,6 +18,8 @@ from ..catalog import Product
 from ..errors import ModeMismatch, PaymentProviderError, StoreUnavailable
 from ..licenzy import Licenzy
 from ..stores.memory import InMemoryStore
+from ..webhooks import HANDLED_EVENTS
+from ..webhooks.signature import SECRET_PREFIX
 from ._app import pass_licenzy
 from ._output import FAILED, JSON_OPTION, PROG, emit_json, one_line
 
@@ -25,16 +27,9 @@ if TYPE_CHECKING:
     from ..gateway import StripeClientGateway
 
 Status = Literal["pass", "fail", "skip"]
-SECRET_PREFIX = "whsec_"
-_SIMULATOR_SECRET = "whsec_simulator_"  # what a key-less Licenzy signs with when given none
-
-
-def required_event_types() -> frozenset[str]:
-    """Every Stripe event type the webhook route handles: an endpoint must subscribe to all
-    of them (or to ``*``). The one place this module learns them from the library."""
-    from ..webhooks import HANDLED_EVENTS
-
-    return frozenset(HANDLED_EVENTS)
+# The prefix of the secret StripeSimulator.for_licenzy mints for a key-less Licenzy built without
+# one (spelled out here: the CLI, like the core, never imports the testing kit).
+_SIMULATOR_SECRET = "whsec_simulator_"
 
 
 @dataclass(frozen=True)
@@ -76,13 +71,9 @@ def run_checks(lz: Licenzy) -> Iterator[Check]:
     yield _store(lz)
 
 
-def _configured_secrets(lz: Licenzy) -> tuple[str, ...]:
-    return tuple(lz.webhook_secrets)
-
-
 def _webhook_secret(lz: Licenzy, *, simulated: bool) -> Check:
     name = "webhook secret"
-    secrets = _configured_secrets(lz)
+    secrets = lz.webhook_secrets
     where = ("the endpoint's signing secret (whsec_…): Dashboard > Developers > Webhooks > "
              "the endpoint, or the one `stripe listen` prints")
     if simulated and all(s.startswith(_SIMULATOR_SECRET) for s in secrets):
@@ -170,7 +161,7 @@ def _endpoints(stripe: StripeClientGateway) -> Iterator[Check]:
     from ..gateway import NotPermitted
 
     name = "webhook endpoints"
-    needed = required_event_types()
+    needed = HANDLED_EVENTS  # an endpoint must subscribe to every type the route handles
     try:
         endpoints = stripe.list_webhook_endpoints()
     except NotPermitted:

@@ -171,7 +171,7 @@ class LocalCheckout:
 
     def _show(self, start_response: StartResponse, session_id: str,
               session: dict[str, Any]) -> Iterable[bytes]:
-        product = self.simulator.lz.catalog.get(self._product_code(session_id))
+        product = self.simulator.lz.catalog.get(self.simulator.checkout_product(session_id))
         amount = f"${int(session.get('amount_total') or 0) / 100:.2f}"
         if product.kind == "subscription":
             amount += f" every {self.simulator.period.days} days"
@@ -193,9 +193,6 @@ class LocalCheckout:
         else:
             body += f"<p>This checkout session is {html.escape(session['status'])}.</p>"
         return _page(start_response, "200 OK", "Checkout (test mode)", body)
-
-    def _product_code(self, session_id: str) -> str:
-        return self.simulator._session(session_id).product_code
 
     def _act(self, start_response: StartResponse, session_id: str, session: dict[str, Any],
              action: str) -> Iterable[bytes]:

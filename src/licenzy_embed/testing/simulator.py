@@ -629,6 +629,12 @@ class StripeSimulator:
         with self._lock:
             return self._session_object(self._session(session))
 
+    def checkout_product(self, session: CheckoutSession | str) -> str:
+        """The code of the product a checkout session sells: Stripe's session names only its
+        price, which the local checkout page shows as the catalog's product."""
+        with self._lock:
+            return self._session(session).product_code
+
     # ------------------------------------------------------------------ persistence
     def persist_to(self, path: str | os.PathLike[str]) -> None:
         """Keep this simulator's state (customers, sessions, subscriptions, payments) in the

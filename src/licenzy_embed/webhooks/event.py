@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidPayload
-from .fields import has_control_chars, integer, stored_id, time
+from ..validation import has_control_chars
+from .fields import integer, stored_id, time
 from .keys import COLUMN
 
 Order = tuple[int, str]  # (event created, event id): the order events are applied in

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidPayload
+from ..validation import has_control_chars
 from .keys import MAX_STRIPE_ID
 
 MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z
@@ -34,10 +35,6 @@ def integer(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TIMESTAMP:
         return value
     return None
-
-
-def has_control_chars(value: str) -> bool:
-    return any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value)
 
 
 def stored_id(value: Any, what: str) -> str | None:
