@@ -54,17 +54,23 @@ def run_checks(lz: Licenzy) -> Iterator[Check]:
 
     try:
         gateway: object = lz.gateway
-    except PaymentProviderError:  # key-less, and no simulator attached: checkout would say so
+    except PaymentProviderError:  # key-less, and no simulator attached: checkout says so too
         gateway = None
     stripe = gateway if isinstance(gateway, StripeClientGateway) else None
-    if stripe is None:
+    simulated = stripe is None and gateway is not None
+    if stripe is not None:
+        yield Check("mode", "pass", f"{lz.mode} mode, from the Stripe key")
+    elif simulated:
         yield Check("mode", "pass", "test mode: no Stripe key, the Stripe simulator stands in")
     else:
-        yield Check("mode", "pass", f"{lz.mode} mode, from the Stripe key")
-    yield _webhook_secret(lz, simulated=stripe is None)
+        yield Check("mode", "fail", "no Stripe key and no gateway: checkout answers "
+                    "payment_provider_error", "pass stripe_api_key (sk_test_… or sk_live_…), "
+                    "or for a demo attach the simulator with StripeSimulator.for_licenzy(lz)")
+    yield _webhook_secret(lz, simulated=simulated)
     if stripe is None:
-        yield Check("stripe", "skip", "the simulator stands in for Stripe: prices and "
-                    "webhook endpoints are not checked",
+        yield Check("stripe", "skip", ("the simulator stands in for Stripe" if simulated
+                                       else "no Stripe key") +
+                    ": prices and webhook endpoints are not checked",
                     "pass stripe_api_key to check them against Stripe")
     else:
         yield from _stripe(lz, stripe)
@@ -76,7 +82,7 @@ def _webhook_secret(lz: Licenzy, *, simulated: bool) -> Check:
     secrets = lz.webhook_secrets
     where = ("the endpoint's signing secret (whsec_…): Dashboard > Developers > Webhooks > "
              "the endpoint, or the one `stripe listen` prints")
-    if simulated and all(s.startswith(_SIMULATOR_SECRET) for s in secrets):
+    if simulated and secrets and all(s.startswith(_SIMULATOR_SECRET) for s in secrets):
         return Check(name, "skip", "none set: the simulator signs with a random secret of "
                      "its own", f"before Stripe sends real events, set stripe_webhook_secret "
                      f"to {where}")
