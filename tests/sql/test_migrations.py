@@ -260,6 +260,6 @@ def test_a_database_at_0002_upgrades_to_meters_with_nothing_lost(empty_url: str)
         assert done is not None and done.status == "committed"
         assert lz.consume_usage("alice", 66, idempotency_key="rest").usage_remaining == 0
         assert not lz.check_access("alice")
-        assert [e.meter for e in lz.ledger("alice")][0] == "units"
+        assert {e.meter for e in lz.ledger("alice")} == {"units"}
     finally:
         lz.store.close()

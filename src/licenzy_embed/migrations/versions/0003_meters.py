@@ -74,7 +74,8 @@ def upgrade() -> None:
                .where(ent.c.usage_remaining.is_(None), ent.c.units_granted.is_not(None))
                .values(usage_remaining=sa.literal(0, sa.BigInteger())))
     ledger = sa.table("licenzy_ledger", sa.column("meter"), sa.column("units_delta"))
-    op.execute(ledger.update().where(ledger.c.units_delta.is_not(None)).values(meter=sa.literal("units", sa.String())))
+    op.execute(ledger.update().where(ledger.c.units_delta.is_not(None))
+               .values(meter=sa.literal("units", sa.String())))
 
 
 def downgrade() -> None:
