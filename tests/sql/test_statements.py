@@ -151,6 +151,54 @@ def test_the_access_check_is_one_indexed_query(backend: str,
     assert "ix_licenzy_entitlements_subject" in plan, plan
 
 
+# How each backend names the meters' primary key in a plan.
+METERS_KEY = {"sqlite": "sqlite_autoindex_licenzy_entitlement_meters_1",
+              "postgres": "pk_licenzy_entitlement_meters", "mysql": "PRIMARY"}
+
+
+def test_the_feature_check_is_one_indexed_query(backend: str, db_url: str) -> None:
+    """``check_access(subject, feature)``: the products listing the feature (from the
+    catalog) or an EXISTS on the entitlement's meter of that name, in the one statement of
+    the plain check, on the subject index and the meters' primary key."""
+    from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
+    from licenzy_embed.testing import FrozenClock
+
+    from ..conftest import START
+    from ..contract._meters import metered_catalog
+
+    lz = Licenzy(store=SQLAlchemyStore(db_url), products=metered_catalog(),
+                 clock=FrozenClock(START))
+    try:
+        for n in range(40):
+            lz.grant(f"user_{n}", "BUNDLE_PACK" if n % 2 else "STARTER_MONTHLY", reason="f")
+        with lz.store.engine.begin() as conn:  # type: ignore[attr-defined]
+            for table in ("licenzy_entitlements", "licenzy_entitlement_meters"):
+                conn.exec_driver_sql({"sqlite": "ANALYZE", "postgres": f"ANALYZE {table}",
+                                      "mysql": f"ANALYZE TABLE {table}"}[backend])
+        seen: list[tuple[str, Any]] = []
+        event.listen(lz.store.engine, "before_cursor_execute",  # type: ignore[attr-defined]
+                     lambda conn, cursor, statement, parameters, *_: seen.append(
+                         (statement, parameters)))
+        # "exports" is a meter no product lists as a feature: the EXISTS alone; "reports"
+        # is listed by three products: the IN alone (a name both listed and metered carries
+        # both, in the same one statement).
+        assert lz.check_access("user_7", "exports")
+        assert lz.check_access("user_8", "reports")
+        assert len(seen) == 2
+        # A denial adds only the expired-hold probe, as for the plain check.
+        assert not lz.check_access("user_8", "exports")
+        assert len(seen) == 4
+        checks = seen[:2]
+        seen.clear()
+        with lz.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            plans = [_plan(conn, backend, statement, parameters)
+                     for statement, parameters in checks]
+        assert all("ix_licenzy_entitlements_subject" in plan for plan in plans), plans
+        assert METERS_KEY[backend] in plans[0], plans[0]
+    finally:
+        lz.store.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_the_counter_sees_every_statement(open_licenzy: Callable[..., Licenzy]) -> None:
     """A control for the counts above: statements through the store's engine are seen, one
