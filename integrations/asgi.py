@@ -368,8 +368,8 @@ def consumes_usage(units: Units[Request], *, meter: str = "units") -> Callable[[
     """Charge ``units`` of ``meter`` (an int, or a function of the request) for each
     successful call.
 
-    Held before the endpoint runs (409 when the subject does not have them), committed when it
-    answers 2xx/3xx, given back when it raises or answers 4xx/5xx. The hold is
+    Held before the endpoint runs (409 when the subject has too few, 402 when it has nothing
+    to spend from), committed when it answers 2xx/3xx, given back when it raises or answers 4xx/5xx. The hold is
     ``request.state.licenzy_reservation``. A retry with the same ``Idempotency-Key`` header is
     not charged again."""
     _common.check_units(units)
