@@ -369,7 +369,8 @@ def consumes_usage(units: Units[Request], *, meter: str = "units") -> Callable[[
     successful call.
 
     Held before the endpoint runs (409 when the subject has too few, 402 when it has nothing
-    to spend from), committed when it answers 2xx/3xx, given back when it raises or answers 4xx/5xx. The hold is
+    to spend from), committed when it answers 2xx/3xx, given back when it raises or answers
+    4xx/5xx. The hold is
     ``request.state.licenzy_reservation``. A retry with the same ``Idempotency-Key`` header is
     not charged again."""
     _common.check_units(units)

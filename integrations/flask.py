@@ -297,7 +297,8 @@ def consumes_usage(units: Units[Any], *, meter: str = "units") -> Callable[[F], 
     successful call.
 
     The units are held before the view runs (409 when the subject has too few, 402 when it
-    has nothing to spend from), then committed if the view answers 2xx/3xx and given back if it raises or answers 4xx/5xx. The
+    has nothing to spend from), then committed if the view answers 2xx/3xx and given back if
+    it raises or answers 4xx/5xx. The
     hold is ``g.licenzy_reservation``: a view may ``commit(units=n)`` it for fewer units
     itself. A retry carrying the same ``Idempotency-Key`` header is not charged again.
 

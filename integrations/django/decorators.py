@@ -118,7 +118,8 @@ def consumes_usage(units: Units[HttpRequest], *, meter: str = "units") -> Callab
     successful call.
 
     Held before the view runs (409 when the subject has too few, 402 when it has nothing to
-    spend from), committed when the view answers 2xx/3xx, given back when it raises or answers 4xx/5xx. The hold is
+    spend from), committed when the view answers 2xx/3xx, given back when it raises or
+    answers 4xx/5xx. The hold is
     ``request.licenzy_reservation``; the view may ``commit(units=n)`` it for fewer units. A
     retry with the same ``Idempotency-Key`` header is not charged again."""
     _common.check_units(units)
