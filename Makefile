@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_VENV := .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: test demo demo-smoke lint bench clean
+.PHONY: test demo demo-smoke lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check src integrations tests example_apps benchmarks
+	$(BIN)/ruff check src integrations tests example_apps benchmarks scripts
 	$(BIN)/mypy src/licenzy_embed integrations
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -35,7 +35,12 @@ demo-smoke:
 	.ci/demo_smoke
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# Several processes, webhooks shuffled and duplicated, spends with retries and database cuts,
+# then the invariants checked in the database (RELIABILITY.md); SOAK_ARGS="--url … --seconds …".
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build dist *.egg-info src/*.egg-info

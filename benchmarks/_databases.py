@@ -140,6 +140,10 @@ def bulk_insert(engine: sa.Engine, table: sa.Table, template: dict[str, Any],
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
+        if dialect == "sqlite":
+            # The store runs its SQLite connections in autocommit (it issues BEGIN itself):
+            # without a transaction every row would be its own commit and fsync.
+            cursor.execute("BEGIN IMMEDIATE")
         pending: list[tuple[Any, ...]] = []
 
         def flush() -> None:

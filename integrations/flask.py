@@ -24,11 +24,13 @@ views before any app exists (blueprints, app factories).
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from inspect import iscoroutinefunction
 from typing import Any, TypeVar, cast, overload
 
 try:
+    from blinker import Namespace
     from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
     from flask.typing import ResponseReturnValue
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -37,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from licenzy_embed.errors import AccessDenied, LicenzyError, Unauthenticated
+from licenzy_embed.events import ChangeEvent
 from licenzy_embed.licenzy import Licenzy
 from licenzy_embed.usage import Reservation
 
@@ -96,6 +99,28 @@ def default_denial(error: LicenzyError) -> ResponseReturnValue:
     return jsonify(body), status
 
 
+signals = Namespace()
+#: Every change event of a ``Licenzy`` given to ``init_app``, as a blinker signal:
+#: ``@change_event.connect`` receivers get ``(lz, event=ChangeEvent)``. The same events as
+#: ``lz.on("*", …)``, at least once: a receiver that raises makes the outbox retry the event
+#: later (``event.id`` is stable, to dedupe on).
+change_event = signals.signal("licenzy-embed.change-event")
+_bridged: weakref.WeakSet[Licenzy] = weakref.WeakSet()
+
+
+def _bridge(lz: Licenzy) -> None:
+    """Send ``lz``'s change events to :data:`change_event`, once per instance (an app
+    factory may call ``init_app`` for several apps)."""
+    if lz in _bridged:
+        return
+    _bridged.add(lz)
+
+    def send_change_event(event: ChangeEvent) -> None:
+        change_event.send(lz, event=event)
+
+    lz.on("*", send_change_event)
+
+
 class LicenzyFlask:
     """The Flask extension: mounts the billing Blueprint and holds what the decorators need.
 
@@ -143,6 +168,7 @@ class LicenzyFlask:
             _common.check_limit(app.config.setdefault(key, default), key)
         app.extensions[EXTENSION_KEY] = self
         app.register_blueprint(self.blueprint, url_prefix=prefix.rstrip("/") or None)
+        _bridge(self._lz)
 
     # -- configuration hooks, used as decorators like Flask-Login's user_loader
     def subject_loader(self, func: SubjectLoader) -> SubjectLoader:

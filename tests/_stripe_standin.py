@@ -107,3 +107,48 @@ def serving(standin: S) -> Iterator[S]:
         yield standin
     finally:
         standin.stop()
+
+
+class SimulatedStripe(StripeStandIn):
+    """The stand-in answering the reads ``reconcile`` makes from a ``StripeSimulator``'s
+    state: ``GET /v1/events`` (the ``types[]`` and ``created[gte]`` filters, paginated with
+    ``starting_after`` in pages of at most ``page_size``, newest first as Stripe lists them),
+    ``GET /v1/subscriptions/{id}`` and ``GET /v1/payment_intents/{id}`` (its latest charge
+    expanded). What the simulator made — delivered, held or lost — is what Stripe "keeps";
+    ``forget_events`` drops them, as Stripe does after 30 days."""
+
+    def __init__(self, simulator: Any, *, page_size: int = 3) -> None:
+        super().__init__()
+        self.simulator = simulator
+        self.page_size = page_size
+
+    def forget_events(self) -> None:
+        self.simulator.events_made.clear()
+
+    def respond(self, request: Request) -> Answer:
+        if request.method != "GET":
+            return not_found()
+        parts = request.path.strip("/").split("/")
+        if parts == ["v1", "events"]:
+            return self._events(request.form)
+        if len(parts) == 3 and parts[:2] == ["v1", "subscriptions"]:
+            found = self.simulator.retrieve_subscription(parts[2])
+        elif len(parts) == 3 and parts[:2] == ["v1", "payment_intents"]:
+            found = self.simulator.retrieve_payment_intent(parts[2])
+        else:
+            return not_found()
+        if found is None:
+            return error(404, f"No such object: '{parts[2]}'", code="resource_missing")
+        return 200, found
+
+    def _events(self, form: dict[str, str]) -> Answer:
+        types = [v for k, v in sorted(form.items()) if k.startswith("types[")]
+        since = int(form.get("created[gte]", "0"))
+        events = self.simulator.list_events(types=types, created_gte=since)
+        after = form.get("starting_after")
+        if after is not None:
+            ids = [e["id"] for e in events]
+            events = events[ids.index(after) + 1:] if after in ids else []
+        limit = min(int(form.get("limit", "10")), self.page_size)
+        return 200, {"object": "list", "url": "/v1/events", "data": events[:limit],
+                     "has_more": len(events) > limit}

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 import pytest
 
 from licenzy_embed import ChangeEvent, InMemoryStore, InsufficientUsage, Licenzy
 from licenzy_embed.events import EVENT_TYPES, EventBus
+from licenzy_embed.outbox import Outbox, stamp
 
 from .conftest import catalog
+
+
+def deliver(bus: EventBus, events: list[ChangeEvent]) -> None:
+    """Deliver ``events`` to ``bus`` the way the outbox does after a commit."""
+    outbox = Outbox(InMemoryStore(), "test", bus, lambda: datetime.now(timezone.utc))
+    outbox.deliver(stamp(events, "test", datetime.now(timezone.utc)))
 
 
 def test_event_names_are_licenzys() -> None:
@@ -25,7 +33,7 @@ def test_callbacks_get_their_type_and_the_wildcard_gets_all() -> None:
     every: list[str] = []
     bus.on("usage.consumed", lambda e: typed.append(e.type))
     bus.on("*", lambda e: every.append(e.type))
-    bus.emit([ChangeEvent("usage.consumed", {"n": 1}), ChangeEvent("entitlement.updated")])
+    deliver(bus, [ChangeEvent("usage.consumed", {"n": 1}), ChangeEvent("entitlement.updated")])
     assert typed == ["usage.consumed"]
     assert every == ["usage.consumed", "entitlement.updated"]
 
@@ -35,7 +43,7 @@ def test_callbacks_run_in_registration_order() -> None:
     order: list[int] = []
     bus.on("usage.consumed", lambda e: order.append(1))
     bus.on("usage.consumed", lambda e: order.append(2))
-    bus.emit([ChangeEvent("usage.consumed")])
+    deliver(bus, [ChangeEvent("usage.consumed")])
     assert order == [1, 2]
 
 
@@ -50,7 +58,7 @@ def test_a_failing_callback_is_logged_and_the_others_still_run(
     bus.on("usage.consumed", broken)
     bus.on("usage.consumed", lambda e: after.append(e.type))
     with caplog.at_level(logging.ERROR, logger="licenzy_embed"):
-        bus.emit([ChangeEvent("usage.consumed")])
+        deliver(bus, [ChangeEvent("usage.consumed")])
     assert after == ["usage.consumed"]
     assert "usage.consumed callback failed" in caplog.text
     assert "RuntimeError: boom" in caplog.text
@@ -63,8 +71,10 @@ def test_unknown_event_types_are_refused(name: str) -> None:
 
 
 def test_event_to_dict() -> None:
-    assert ChangeEvent("usage.consumed", {"consumed": 3}).to_dict() == {
-        "type": "usage.consumed", "data": {"consumed": 3}}
+    assert ChangeEvent("usage.consumed", {"consumed": 3}, id="lzev_1",
+                       created_at="2026-12-01T10:00:00Z").to_dict() == {
+        "id": "lzev_1", "type": "usage.consumed", "created_at": "2026-12-01T10:00:00Z",
+        "data": {"consumed": 3}}
 
 
 def test_events_are_not_sent_for_a_rolled_back_change() -> None:

@@ -92,14 +92,7 @@ PYTHON = [b for b in BLOCKS if b.lang == "python"]
 # Blocks of sections this test covers but whose text is kept elsewhere, that do not run as
 # pasted yet: each is an expected failure, strict, so that the fix turns it into a failure
 # that asks for its line here to go.
-KNOWN_BROKEN: dict[tuple[str, str], str] = {
-    ("imports", "testing-your-views-with-the-pytest-plugin-0"):
-        "imports `myapp`, a placeholder: needs a not-run marker or a factory of its own",
-    ("runs", "testing-your-views-with-the-pytest-plugin-0"):
-        "imports `myapp`, a placeholder: needs a not-run marker or a factory of its own",
-    ("runs", "storage-sqlalchemystore-0"):
-        "uses SQLAlchemyStore without importing it, and an undefined `engine`",
-}
+KNOWN_BROKEN: dict[tuple[str, str], str] = {}
 
 
 def params(kind: str, blocks: list[Block]) -> list[Any]:

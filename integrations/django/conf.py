@@ -114,6 +114,9 @@ def get_settings() -> LicenzySettings:
         with _lock:  # a factory must run once even when the first requests race
             if _cached is None:
                 _cached = read_settings()
+                from .signals import bridge
+
+                bridge(_cached.licenzy)  # its change events reach the Django signal too
             current = _cached
     return current
 

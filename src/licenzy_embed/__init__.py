@@ -10,6 +10,7 @@ from .entitlement import Entitlement
 from .errors import (
     AccessDenied,
     EntitlementNotFound,
+    EventNotFound,
     IdempotencyConflict,
     InsufficientUsage,
     InvalidPayload,
@@ -39,6 +40,7 @@ __all__ = [
     "CustomerAccess",
     "Entitlement",
     "EntitlementNotFound",
+    "EventNotFound",
     "IdempotencyConflict",
     "InMemoryStore",
     "InsufficientUsage",

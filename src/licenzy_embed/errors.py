@@ -92,6 +92,13 @@ class EntitlementNotFound(LicenzyError):
     status = 404
 
 
+class EventNotFound(LicenzyError):
+    """No change event with this id in the outbox of the current mode."""
+
+    code = "event_not_found"
+    status = 404
+
+
 class InsufficientUsage(LicenzyError):
     """The subject's available units do not cover the request; nothing was consumed."""
 

@@ -4,9 +4,10 @@ Every event is built by one typed constructor below, so each name has one payloa
 wherever in the library the change happened (an admin grant and a Stripe event announce the
 same ``entitlement.updated``).
 
-Events are collected while a change is being made and dispatched only after its transaction
+Events are collected while a change is being made, written to the outbox in the change's own
+transaction (which gives each its stable ``id``), and delivered only after that transaction
 committed, so a callback never sees a change that was later rolled back. A failing callback is
-logged and does not undo the change: the state is already true.
+logged and does not undo the change: the state is already true; :mod:`.outbox` retries it.
 """
 
 from __future__ import annotations
@@ -35,11 +36,18 @@ EVENT_TYPES = frozenset({
 
 @dataclass(frozen=True)
 class ChangeEvent:
+    """``id`` is given when the event is written to the outbox (``lzev_…``) and stays the same
+    on every redelivery, so a receiver can dedupe on it; ``created_at`` is when the change
+    was committed (ISO 8601, UTC)."""
+
     type: str
     data: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    created_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "data": self.data}
+        return {"id": self.id, "type": self.type, "created_at": self.created_at,
+                "data": self.data}
 
 
 Callback = Callable[[ChangeEvent], Any]
@@ -89,9 +97,32 @@ def usage_consumed(*, subject_ref: str, consumed: int, usage_remaining: int,
     })
 
 
+def callback_name(callback: Callback) -> str:
+    """A callback's name that is the same in every process of the app (module and qualified
+    name), so the outbox can remember which callbacks already received an event."""
+    module = getattr(callback, "__module__", None) or type(callback).__module__
+    name = getattr(callback, "__qualname__", None) or type(callback).__qualname__
+    return f"{module}.{name}"
+
+
 class EventBus:
     def __init__(self) -> None:
         self._callbacks: dict[str, list[Callback]] = defaultdict(list)
+        # (registered type, callback) -> its delivery name, unique within this bus: the n-th
+        # registration of one name gets "#n", so two lambdas of one module stay apart.
+        self._names: dict[tuple[str, int], str] = {}
+        self._seen: dict[str, int] = defaultdict(int)
+
+    def __bool__(self) -> bool:
+        return any(self._callbacks.values())
+
+    def receivers(self, event_type: str) -> list[tuple[str, Callback]]:
+        """The callbacks of ``event_type`` (its own, then ``*``'s), each with its name."""
+        found = []
+        for registered in (event_type, "*"):
+            for index, callback in enumerate(self._callbacks.get(registered, ())):
+                found.append((self._names[(registered, index)], callback))
+        return found
 
     def on(self, event_type: str, callback: Callback) -> None:
         if event_type != "*" and event_type not in EVENT_TYPES:
@@ -100,12 +131,9 @@ class EventBus:
             )
         if not callable(callback):
             raise ValueError("callback must be callable")
+        base = f"{event_type}:{callback_name(callback)}"
+        self._seen[base] += 1
+        self._names[(event_type, len(self._callbacks[event_type]))] = (
+            base if self._seen[base] == 1 else f"{base}#{self._seen[base]}")
         self._callbacks[event_type].append(callback)
 
-    def emit(self, events: list[ChangeEvent]) -> None:
-        for event in events:
-            for callback in (*self._callbacks.get(event.type, ()), *self._callbacks.get("*", ())):
-                try:
-                    callback(event)
-                except Exception:
-                    logger.exception("licenzy-embed: %s callback failed", event.type)

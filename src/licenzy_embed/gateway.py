@@ -14,7 +14,9 @@ so callers never handle SDK exception types.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,6 +47,22 @@ class StripeGateway(Protocol):
     def create_checkout_session(self, params: dict[str, Any], *,
                                 idempotency_key: str) -> GatewaySession:
         """Create a Checkout Session from the parameters ``POST /v1/checkout/sessions`` takes."""
+
+
+@runtime_checkable
+class StripeHistory(Protocol):
+    """What ``reconcile`` reads from Stripe: the Events API, and the current state of one
+    subscription or payment intent. Plain JSON dicts, as Stripe sends them; the simulator of
+    the testing kit implements it too, so a key-less app can reconcile in tests and demos."""
+
+    def list_events(self, *, types: Iterable[str], created_gte: int) -> list[dict[str, Any]]:
+        """Every event of ``types`` created at or after ``created_gte``, all pages."""
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        """The subscription now, or None when Stripe has no such subscription."""
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any] | None:
+        """The payment intent now with its ``latest_charge`` expanded, or None."""
 
 
 class StripeClientGateway:
@@ -103,6 +121,49 @@ class StripeClientGateway:
                                ) from exc
         except stripe.StripeError as exc:
             raise _translate(exc, "listing webhook endpoints") from exc
+
+
+    # Reads for ``reconcile`` (:class:`StripeHistory`).
+    def list_events(self, *, types: Iterable[str], created_gte: int) -> list[dict[str, Any]]:
+        params = {"types": sorted(types), "created": {"gte": created_gte}, "limit": 100}
+        try:
+            page = self.client.v1.events.list(params=params)  # type: ignore[arg-type]
+            return [_plain(event) for event in page.auto_paging_iter()]
+        except stripe.PermissionError as exc:
+            raise NotPermitted(f"the key may not read events: {_message(exc)}") from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc, "listing events") from exc
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        try:
+            return _plain(self.client.v1.subscriptions.retrieve(subscription_id))
+        except stripe.StripeError as exc:
+            _raise_unless_missing(exc, f"reading subscription {subscription_id}")
+            return None
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any] | None:
+        try:
+            return _plain(self.client.v1.payment_intents.retrieve(
+                payment_intent_id, params={"expand": ["latest_charge"]}))
+        except stripe.StripeError as exc:
+            _raise_unless_missing(exc, f"reading payment intent {payment_intent_id}")
+            return None
+
+
+def _plain(obj: stripe.StripeObject) -> dict[str, Any]:
+    """The object as the JSON Stripe sent (what a webhook body holds)."""
+    plain: dict[str, Any] = json.loads(json.dumps(obj.to_dict(for_json=True)))
+    return plain
+
+
+def _raise_unless_missing(exc: stripe.StripeError, doing: str) -> None:
+    """Return for "no such object" in the key's mode; raise for any other failure."""
+    if isinstance(exc, stripe.PermissionError):
+        raise NotPermitted(f"the key may not make this read ({doing}): {_message(exc)}"
+                           ) from exc
+    if exc.http_status == 404 and not _names_other_mode(_message(exc)):
+        return None
+    raise _translate(exc, doing) from exc
 
 
 def _translate(exc: stripe.StripeError, doing: str) -> Exception:

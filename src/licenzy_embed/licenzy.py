@@ -20,6 +20,7 @@ from .entitlement import REVOKED, Entitlement, EntitlementRecord, derive_access
 from .errors import (
     AccessDenied,
     EntitlementNotFound,
+    EventNotFound,
     InvalidRequest,
     PaymentProviderError,
     ReservationExpired,
@@ -28,6 +29,7 @@ from .events import Callback, ChangeEvent, EventBus, entitlement_updated
 from .gateway import StripeGateway
 from .ledger import LedgerEntry
 from .mode import Mode, mode_from_key
+from .outbox import Delivery, Outbox, OutboxRecord
 from .records import HoldRecord
 from .stores.base import Store, StoreTransaction, UnitsConflict
 from .unit_of_work import UnitOfWork
@@ -37,6 +39,8 @@ from .webhooks.signature import SECRET_PREFIX
 
 if TYPE_CHECKING:
     import stripe
+
+    from .reconcile import ReconcileReport
 
 logger = logging.getLogger("licenzy_embed")
 
@@ -100,8 +104,9 @@ class Licenzy:
         self.success_url = success_url
         self.cancel_url = cancel_url
         self._events = EventBus()
+        self.outbox = Outbox(store, self.mode, self._events, self.now)
         # The one unit of work every change runs in (and its one retry policy).
-        self.unit_of_work = UnitOfWork(store, self.mode, self._events)
+        self.unit_of_work = UnitOfWork(store, self.mode, self.outbox, self.now)
         self._usage = UsageEngine(self.mode, lambda meter: self._upgrade(meter=meter))
         self._init_stripe(stripe_api_key, stripe_webhook_secret, stripe_client)
         if stripe_api_key is None and _keyless_hook:
@@ -112,8 +117,41 @@ class Licenzy:
         return aware(self.clock())
 
     def on(self, event_type: str, callback: Callback) -> None:
-        """Call ``callback(ChangeEvent)`` after each committed change of this type."""
+        """Call ``callback(ChangeEvent)`` after each committed change of this type (``*``:
+        every type). At least once: see :mod:`licenzy_embed.outbox`; ``event.id`` is stable
+        across redeliveries. Events other processes left pending are delivered by
+        :meth:`deliver_pending_events`, and once by the first change this instance commits."""
         self._events.on(event_type, callback)
+
+    # ------------------------------------------------------------------ change events
+    def deliver_pending_events(self, *, limit: int | None = None) -> Delivery:
+        """Deliver the change events that are due: left by a process that died between a
+        commit and its callbacks, or whose callback raised and whose backoff has passed. For
+        a periodic job (cron, Celery beat) and for start-up, after registering callbacks;
+        when nothing is due it costs one indexed read. With no callbacks registered it does
+        nothing: events are delivered to someone, never marked delivered to no one."""
+        return self.outbox.deliver_pending(limit)
+
+    def change_event(self, event_id: str) -> OutboxRecord | None:
+        """One change event as the outbox keeps it (status, attempts, last error)."""
+        if not isinstance(event_id, str) or not event_id:
+            raise InvalidRequest("event_id must be a non-empty string")
+        return self.store.get_event(self.mode, event_id)
+
+    def change_events(self, *, pending: bool = False, limit: int = 100) -> list[OutboxRecord]:
+        """The newest change events, newest first (only those not yet delivered with
+        ``pending``)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidRequest("limit must be an int from 1 to 10000")
+        return self.store.list_events(self.mode, pending=pending, limit=limit)
+
+    def replay_event(self, event_id: str) -> Delivery:
+        """Deliver one change event again to every registered callback, delivered or not
+        (a receiver that lost it); raises ``EventNotFound`` for an unknown id."""
+        record = self.change_event(event_id)
+        if record is None:
+            raise EventNotFound(f"no change event {event_id}")
+        return self.outbox.replay(record)
 
     # ------------------------------------------------------------------ access
     def check_access(self, subject_ref: str, feature: str | None = None) -> AccessDecision:
@@ -460,6 +498,18 @@ class Licenzy:
         return self._checkout.create(subject_ref, product_code,
                                      idempotency_key=idempotency_key,
                                      success_url=success_url, cancel_url=cancel_url)
+
+    def reconcile(self, since: datetime | timedelta | None = None, *, dry_run: bool = False,
+                  progress: Callable[[int, int], object] | None = None) -> ReconcileReport:
+        """Heal entitlements that missed webhooks left wrong: apply the handled events
+        Stripe still has since ``since`` (default and at most 30 days back) through the
+        exactly-once path, then re-read every known subscription and payment and apply its
+        current state. ``dry_run``: report the same differences and write nothing.
+        ``progress(done, total)`` is called as items are applied. See
+        :mod:`licenzy_embed.reconcile`."""
+        from .reconcile import Reconciler
+
+        return Reconciler(self).run(since=since, dry_run=dry_run, progress=progress)
 
     def handle_webhook(self, payload: bytes, signature_header: str) -> WebhookResult:
         """Verify and apply one Stripe delivery, exactly once. Raises ``InvalidSignature``,

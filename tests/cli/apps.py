@@ -8,9 +8,10 @@ holds, on an in-memory store; the rest are the mistakes ``--app`` must explain.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import stripe
-from licenzy_embed import InMemoryStore, Licenzy
+from licenzy_embed import ChangeEvent, InMemoryStore, Licenzy
 from licenzy_embed.stores.base import Store
 from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
 from licenzy_embed.testing import FrozenClock
@@ -21,6 +22,11 @@ DATABASE_ENV = "LICENZY_CLI_TEST_DATABASE_URL"  # a SQLAlchemy URL, or "memory"
 STRIPE_URL_ENV = "LICENZY_CLI_TEST_STRIPE_URL"  # the Stripe stand-in; unset: the simulator
 STRIPE_KEY_ENV = "LICENZY_CLI_TEST_STRIPE_KEY"
 WEBHOOK_SECRET_ENV = "LICENZY_CLI_TEST_WEBHOOK_SECRET"
+# A file each change event's id is appended to by a callback the app registers; with
+# CALLBACK_FAILS_ENV=1 that callback raises instead.
+CALLBACK_FILE_ENV = "LICENZY_CLI_TEST_CALLBACK_FILE"
+CALLBACK_FAILS_ENV = "LICENZY_CLI_TEST_CALLBACK_FAILS"
+LATER_ENV = "LICENZY_CLI_TEST_SECONDS_LATER"  # the app's clock: START plus this many seconds
 
 
 def build(database: str, *, stripe_url: str | None = None, api_key: str | None = None,
@@ -37,9 +43,24 @@ def build(database: str, *, stripe_url: str | None = None, api_key: str | None =
 
 
 def make_lz() -> Licenzy:
-    return build(os.environ[DATABASE_ENV], stripe_url=os.environ.get(STRIPE_URL_ENV),
-                 api_key=os.environ.get(STRIPE_KEY_ENV),
-                 webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV))
+    built = build(os.environ[DATABASE_ENV], stripe_url=os.environ.get(STRIPE_URL_ENV),
+                  api_key=os.environ.get(STRIPE_KEY_ENV),
+                  webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV))
+    later = os.environ.get(LATER_ENV)
+    if later:
+        built.clock.advance(timedelta(seconds=int(later)))  # type: ignore[attr-defined]
+    path = os.environ.get(CALLBACK_FILE_ENV)
+    if path:
+        fails = os.environ.get(CALLBACK_FAILS_ENV) == "1"
+
+        def record(event: ChangeEvent) -> None:
+            if fails:
+                raise RuntimeError("the receiver is down")
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{event.id}\n")
+
+        built.on("*", record)
+    return built
 
 
 lz = build("memory")

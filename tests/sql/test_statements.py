@@ -26,7 +26,10 @@ from licenzy_embed.testing import StripeSimulator
 
 from ._workers import WEBHOOK_SECRET
 
-# operation -> statements on (sqlite, postgres, mysql)
+# operation -> statements on (sqlite, postgres, mysql). A change that announces events writes
+# them to the outbox in its transaction: one multi-row INSERT, whatever their number (no
+# callback is registered here, so nothing marks them delivered after commit; with callbacks
+# that is one UPDATE more, outside the change's transaction).
 EXPECTED = {
     "check_access (allowed)": (1, 1, 1),
     # A feature (here the meter "units" read as one): the same statement, narrowed to the
@@ -38,18 +41,20 @@ EXPECTED = {
     "entitlements": (3, 3, 3),
     "customer_access": (3, 3, 3),
     "ledger": (1, 1, 1),
-    "grant": (3, 3, 3),
-    "consume_usage": (10, 10, 11),
+    "grant": (4, 4, 4),
+    "consume_usage": (11, 11, 12),
     "consume_usage (replayed key)": (3, 3, 3),
     "reserve_usage": (11, 11, 12),
-    "Reservation.commit (partial)": (12, 12, 13),
+    "Reservation.commit (partial)": (13, 13, 14),
     "Reservation.release": (9, 9, 10),
-    "adjust_usage": (12, 12, 13),
+    "adjust_usage": (13, 13, 14),
     "create_checkout_session": (6, 6, 6),
     # The event id, the attempt, the customer, the entitlement, its watermarks, the ledger
     # (webhooks.py decides these; update the number with a change that means to add one).
-    "handle_webhook (checkout.session.completed, usage pack)": (20, 20, 20),
+    "handle_webhook (checkout.session.completed, usage pack)": (21, 21, 21),
     "handle_webhook (duplicate)": (1, 1, 1),
+    # With a callback registered: the grant, then one UPDATE marking its event delivered.
+    "grant (a callback registered)": (5, 5, 5),
 }
 COLUMN = {"sqlite": 0, "postgres": 1, "mysql": 2}
 
@@ -113,6 +118,10 @@ def test_statements_per_operation(backend: str, open_licenzy: Callable[..., Lice
         assert sim.deliver(completed)[0].outcome == "processed"  # type: ignore[attr-defined]
     with count("handle_webhook (duplicate)"):
         assert sim.deliver(completed)[0].outcome == "duplicate"  # type: ignore[attr-defined]
+    lz.on("entitlement.updated", lambda event: None)
+    lz.grant("user_3", "CREDITS_100", reason="the first change also sweeps what is pending")
+    with count("grant (a callback registered)"):
+        lz.grant("user_3", "CREDITS_100", reason="comp")
 
     expected = {op: numbers[COLUMN[backend]] for op, numbers in EXPECTED.items()}
     assert counter.counts == expected

@@ -293,4 +293,26 @@ customers = Table(
     **MYSQL_OPTIONS,
 )
 
+# Change events, written in the transaction of their change (migration 0004; see outbox.py).
+outbox = Table(
+    "licenzy_outbox", metadata,
+    Column("seq", SeqType, nullable=False, autoincrement=True),  # commit order, for listing
+    Column("id", Key(ID), nullable=False),
+    _mode(),
+    Column("type", String(64), nullable=False),
+    Column("data", Text(), nullable=False),  # JSON
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("delivered_to", Text(), nullable=False),  # JSON list of callback names
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    PrimaryKeyConstraint("seq", name="pk_licenzy_outbox"),
+    UniqueConstraint("id", name="uq_licenzy_outbox_id"),
+    # What deliver_pending_events reads: the due pending rows, and nothing else.
+    Index("ix_licenzy_outbox_due", "mode", "status", "next_attempt_at"),
+    **MYSQL_OPTIONS,
+)
+
 TABLES = tuple(metadata.sorted_tables)

@@ -32,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 from ..entitlement import EntitlementRecord
 from ..ledger import LedgerEntry
+from ..outbox import OutboxRecord
 from ..records import (
     CheckoutAttempt,
     CustomerLink,
@@ -132,6 +133,10 @@ class StoreTransaction(Protocol):
 
     def insert_customer(self, link: CustomerLink) -> None: ...
 
+    # the outbox
+    def add_outbox(self, records: list[OutboxRecord]) -> None:
+        """Write a change's events in its transaction (one statement for all of them)."""
+
 
 @runtime_checkable
 class Store(Protocol):
@@ -163,6 +168,34 @@ class Store(Protocol):
     def has_expired_holds(self, mode: str, subject_ref: str, now: datetime) -> bool:
         """Does the subject have a hold still ``held`` past its expiry? A plain read, so the
         usual answer (no) costs no write transaction (on SQLite, no wait behind writers)."""
+
+    # the outbox (see licenzy_embed.outbox); each call is its own short transaction
+    def pending_events(self, mode: str, now: datetime, limit: int) -> list[OutboxRecord]:
+        """Pending events due at ``now`` (``next_attempt_at <= now``), oldest first: one
+        indexed read, which finds nothing in the usual case."""
+
+    def claim_event(self, mode: str, event_id: str, now: datetime, until: datetime) -> bool:
+        """Take a due pending event for delivery until ``until``: a conditional update that
+        exactly one of several concurrent callers wins."""
+
+    def mark_events_delivered(self, mode: str, event_ids: list[str], now: datetime) -> None:
+        ...
+
+    def record_event_failure(self, mode: str, event_id: str, *, error: str, attempts: int,
+                             next_attempt_at: datetime, delivered_to: tuple[str, ...]) -> None:
+        """A callback raised: keep the error and the callbacks that did receive it, and
+        make it due again at ``next_attempt_at``."""
+
+    def get_event(self, mode: str, event_id: str) -> OutboxRecord | None: ...
+
+    def list_events(self, mode: str, *, pending: bool = False,
+                    limit: int = 100) -> list[OutboxRecord]:
+        """The newest events (only pending ones with ``pending``), newest first."""
+
+    # reconciliation
+    def known_purchases(self, mode: str) -> list[EntitlementRecord]:
+        """Every entitlement that came from Stripe (its subscription or payment), for
+        ``reconcile`` to re-read from Stripe; oldest first."""
 
     def close(self) -> None: ...
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from ..entitlement import EntitlementRecord
 from ..errors import StoreUnavailable
 from ..ledger import LedgerEntry
+from ..outbox import DELIVERED, PENDING, OutboxRecord
 from ..records import (
     CheckoutAttempt,
     CustomerLink,
@@ -54,6 +55,10 @@ class _Tables:
         self.attempts_by_session: dict[tuple[str, str], str] = {}
         self.customers: dict[tuple[str, str], CustomerLink] = {}
         self.customers_by_stripe: dict[tuple[str, str], str] = {}
+        # (mode, event id) -> row, in insertion order; ids of pending rows kept apart so that
+        # looking for due events does not walk the delivered ones.
+        self.outbox: dict[tuple[str, str], OutboxRecord] = {}
+        self.outbox_pending: dict[tuple[str, str], None] = {}
 
 
 class _MemoryTransaction:
@@ -262,6 +267,15 @@ class _MemoryTransaction:
         self._put(self._t.customers_by_stripe, (self.mode, link.stripe_customer_id),
                   link.subject_ref)
 
+    # -- the outbox
+    def add_outbox(self, records: list[OutboxRecord]) -> None:
+        for record in records:
+            key = (self.mode, record.id)
+            if key in self._t.outbox:
+                raise DuplicateKey(record.id)
+            self._put(self._t.outbox, key, record)
+            self._put(self._t.outbox_pending, key, None)
+
 
 class InMemoryStore:
     """Thread-safe, single-process store. State lives as long as the object."""
@@ -362,6 +376,73 @@ class InMemoryStore:
             holds = self._tables.holds
             return any(holds[(mode, i)].expires_at <= now
                        for i in self._tables.open_holds.get((mode, subject_ref), ()))
+
+    # -- the outbox
+    def _outbox_update(self, mode: str, event_id: str, **changes: Any) -> OutboxRecord | None:
+        key = (mode, event_id)
+        record = self._tables.outbox.get(key)
+        if record is None:
+            return None
+        record = dataclasses.replace(record, **changes)
+        self._tables.outbox[key] = record
+        if record.status == PENDING:
+            self._tables.outbox_pending[key] = None
+        else:
+            self._tables.outbox_pending.pop(key, None)
+        return record
+
+    def pending_events(self, mode: str, now: datetime, limit: int) -> list[OutboxRecord]:
+        self._check()
+        with self._lock:
+            rows = self._tables.outbox
+            due = [rows[key] for key in self._tables.outbox_pending
+                   if key[0] == mode and (rows[key].next_attempt_at or now) <= now]
+            return sorted(due, key=lambda r: (r.next_attempt_at or now))[:limit]
+
+    def claim_event(self, mode: str, event_id: str, now: datetime, until: datetime) -> bool:
+        self._check()
+        with self._lock:
+            record = self._tables.outbox.get((mode, event_id))
+            if record is None or record.status != PENDING or (
+                    record.next_attempt_at is not None and record.next_attempt_at > now):
+                return False
+            self._outbox_update(mode, event_id, next_attempt_at=until)
+            return True
+
+    def mark_events_delivered(self, mode: str, event_ids: list[str], now: datetime) -> None:
+        self._check()
+        with self._lock:
+            for event_id in event_ids:
+                self._outbox_update(mode, event_id, status=DELIVERED, next_attempt_at=None,
+                                    delivered_at=now)
+
+    def record_event_failure(self, mode: str, event_id: str, *, error: str, attempts: int,
+                             next_attempt_at: datetime, delivered_to: tuple[str, ...]) -> None:
+        self._check()
+        with self._lock:
+            self._outbox_update(mode, event_id, status=PENDING, attempts=attempts,
+                                last_error=error, next_attempt_at=next_attempt_at,
+                                delivered_to=delivered_to)
+
+    def get_event(self, mode: str, event_id: str) -> OutboxRecord | None:
+        self._check()
+        with self._lock:
+            return self._tables.outbox.get((mode, event_id))
+
+    def list_events(self, mode: str, *, pending: bool = False,
+                    limit: int = 100) -> list[OutboxRecord]:
+        self._check()
+        with self._lock:
+            keys = self._tables.outbox_pending if pending else self._tables.outbox
+            found = [self._tables.outbox[k] for k in keys if k[0] == mode]
+            return found[::-1][:limit]
+
+    def known_purchases(self, mode: str) -> list[EntitlementRecord]:
+        self._check()
+        with self._lock:
+            return sorted_oldest_first(
+                r for (m, _), r in self._tables.entitlements.items()
+                if m == mode and r.source == "stripe")
 
     def close(self) -> None:
         pass

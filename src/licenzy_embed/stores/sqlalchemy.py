@@ -68,6 +68,7 @@ from sqlalchemy.sql import Executable
 from ..entitlement import EntitlementRecord
 from ..errors import StoreUnavailable
 from ..ledger import LedgerEntry
+from ..outbox import DELIVERED, PENDING, OutboxRecord, data_json
 from ..records import (
     Allocation,
     CheckoutAttempt,
@@ -542,9 +543,18 @@ def _ledger(row: Mapping[Any, Any]) -> LedgerEntry:
     return LedgerEntry(**values)
 
 
+def _outbox(row: Mapping[Any, Any]) -> OutboxRecord:
+    values = dict(row)
+    values.pop("seq")
+    values["data"] = json.loads(values["data"])
+    values["delivered_to"] = tuple(json.loads(values["delivered_to"]))
+    return OutboxRecord(**values)
+
+
 _ENT = schema.entitlements
 _HOLDS = schema.holds
 _METERS = schema.entitlement_meters
+_OUTBOX = schema.outbox
 
 # The hot path's statement, built once: constructing a SELECT's expression tree on every call
 # cost more than the round trip to the database itself.
@@ -863,6 +873,18 @@ class SQLTransaction:
     def insert_customer(self, link: CustomerLink) -> None:
         self._insert(schema.customers, _values(link) | {"mode": self.mode}, link.subject_ref)
 
+    # -- the outbox
+    def add_outbox(self, records: list[OutboxRecord]) -> None:
+        if not records:
+            return
+        rows = [{
+            "id": r.id, "mode": self.mode, "type": r.type, "data": data_json(r.data),
+            "created_at": r.created_at, "status": r.status, "attempts": r.attempts,
+            "next_attempt_at": r.next_attempt_at, "last_error": r.last_error,
+            "delivered_to": json.dumps(list(r.delivered_to)), "delivered_at": r.delivered_at,
+        } for r in records]
+        self._execute(_OUTBOX.insert().values(rows))  # one multi-row INSERT
+
 
 # ---------------------------------------------------------------------------- store
 class SQLAlchemyStore:
@@ -1050,6 +1072,59 @@ class SQLAlchemyStore:
                 _HOLDS.c.status == "held", _HOLDS.c.expires_at <= now,
             ).limit(1))
         return bool(rows)
+
+    # -- the outbox: each write is its own short transaction, outside any change
+    def _write(self, statement: Executable) -> int:
+        with self._turn(), _translated(), self._writer.begin() as conn:
+            return int(conn.execute(statement).rowcount)
+
+    def pending_events(self, mode: str, now: datetime, limit: int) -> list[OutboxRecord]:
+        rows = self._read(
+            sa.select(_OUTBOX).where(_OUTBOX.c.mode == mode, _OUTBOX.c.status == PENDING,
+                                     _OUTBOX.c.next_attempt_at <= now)
+            .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.seq).limit(limit))
+        return [_outbox(r) for r in rows]
+
+    def claim_event(self, mode: str, event_id: str, now: datetime, until: datetime) -> bool:
+        # Conditional: of two deliverers claiming one row, the second re-reads it after the
+        # first committed (READ COMMITTED; SQLite serialises writers) and matches nothing.
+        return self._write(
+            _OUTBOX.update().where(_OUTBOX.c.mode == mode, _OUTBOX.c.id == event_id,
+                                   _OUTBOX.c.status == PENDING,
+                                   _OUTBOX.c.next_attempt_at <= now)
+            .values(next_attempt_at=until)) == 1
+
+    def mark_events_delivered(self, mode: str, event_ids: list[str], now: datetime) -> None:
+        self._write(
+            _OUTBOX.update().where(_OUTBOX.c.mode == mode, _OUTBOX.c.id.in_(event_ids))
+            .values(status=DELIVERED, next_attempt_at=None, delivered_at=now))
+
+    def record_event_failure(self, mode: str, event_id: str, *, error: str, attempts: int,
+                             next_attempt_at: datetime, delivered_to: tuple[str, ...]) -> None:
+        self._write(
+            _OUTBOX.update().where(_OUTBOX.c.mode == mode, _OUTBOX.c.id == event_id)
+            .values(status=PENDING, attempts=attempts, last_error=error,
+                    next_attempt_at=next_attempt_at,
+                    delivered_to=json.dumps(list(delivered_to))))
+
+    def get_event(self, mode: str, event_id: str) -> OutboxRecord | None:
+        rows = self._read(sa.select(_OUTBOX).where(_OUTBOX.c.mode == mode,
+                                                   _OUTBOX.c.id == event_id))
+        return _outbox(rows[0]) if rows else None
+
+    def list_events(self, mode: str, *, pending: bool = False,
+                    limit: int = 100) -> list[OutboxRecord]:
+        query = sa.select(_OUTBOX).where(_OUTBOX.c.mode == mode)
+        if pending:
+            query = query.where(_OUTBOX.c.status == PENDING)
+        rows = self._read(query.order_by(_OUTBOX.c.seq.desc()).limit(limit))
+        return [_outbox(r) for r in rows]
+
+    def known_purchases(self, mode: str) -> list[EntitlementRecord]:
+        rows = self._read(
+            sa.select(_ENT).where(_ENT.c.mode == mode, _ENT.c.source == "stripe")
+            .order_by(_ENT.c.created_at, _ENT.c.id))
+        return [_entitlement(r) for r in rows]
 
     def close(self) -> None:
         """Dispose of the engine the store created (an app's own engine stays open)."""

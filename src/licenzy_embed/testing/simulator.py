@@ -27,7 +27,7 @@ import os
 import random
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -181,6 +181,8 @@ class StripeSimulator:
         self.held: list[Event] = []
         self.deliveries: list[Delivery] = []
         self.requests: list[tuple[str, dict[str, Any], str]] = []
+        # Every event made, as Stripe's Events API keeps them (``list_events``).
+        self.events_made: list[Event] = []
 
     @classmethod
     def for_licenzy(cls, licenzy: Licenzy) -> StripeSimulator:
@@ -365,7 +367,7 @@ class StripeSimulator:
             data["previous_attributes"] = previous_attributes
         with self._lock:
             number = next(self._sequence)
-        return {
+        made: Event = {
             "id": f"evt_sim{number:010d}{secrets.token_hex(5)}",
             "object": "event",
             "api_version": stripe.api_version,
@@ -376,6 +378,9 @@ class StripeSimulator:
             "request": {"id": None, "idempotency_key": None},
             "type": event_type,
         }
+        with self._lock:
+            self.events_made.append(made)
+        return made
 
     # ------------------------------------------------------------------ checkout
     def complete_checkout(self, session: CheckoutSession | str, *,
@@ -583,6 +588,36 @@ class StripeSimulator:
             payment.dispute_status = "won" if won else "lost"
             event = self.event("charge.dispute.closed", self._dispute_object(payment))
         return self._send([event])
+
+    # ------------------------------------------------------------------ what Stripe keeps
+    # The reads of ``licenzy_embed.gateway.StripeHistory``, so that ``lz.reconcile()`` runs
+    # against the simulator: events it made (delivered, held or lost alike), and the current
+    # state of its subscriptions and payments.
+    def list_events(self, *, types: Iterable[str], created_gte: int) -> list[Event]:
+        wanted = set(types)
+        with self._lock:
+            found = [e for e in self.events_made
+                     if e["type"] in wanted and e["created"] >= created_gte]
+        copies: list[Event] = json.loads(json.dumps(found[::-1]))
+        return copies  # newest first, as Stripe lists them; copies, as over the network
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            sub = self._subscriptions.get(subscription_id)
+            return None if sub is None else self._subscription_object(sub)
+
+    def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            payment = self._payments.get(payment_intent_id)
+            if payment is None:
+                return None
+            return {
+                "id": payment.payment_intent, "object": "payment_intent", "livemode": False,
+                "amount": payment.amount, "currency": "usd", "customer": payment.customer,
+                "metadata": dict(payment.metadata), "created": payment.created,
+                "status": "succeeded" if payment.paid else "processing",
+                "invoice": payment.invoice, "latest_charge": self._charge_object(payment),
+            }
 
     # ------------------------------------------------------------------ inspection
     def subscription(self, subject_ref: str, product_code: str | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ answered ``ignored``: never a 4xx, because Stripe disables endpoints that keep f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +45,10 @@ from .handlers import HANDLERS, Apply, Handler
 from .signature import WebhookSecrets, verify
 
 NOTHING_CHANGED = "this event changed nothing: the state already reflects it or newer events"
+
+
+class _Unchanged(Exception):
+    """Raised inside a claim's transaction when it changed nothing, so it leaves no trace."""
 
 
 class _AlreadyProcessed(Exception):
@@ -71,7 +76,42 @@ class WebhookProcessor:
     def handle(self, payload: bytes, signature_header: str) -> WebhookResult:
         text = payload_text(payload)
         verify(self.secrets, text, signature_header, self.tolerance)
-        event = parse_event(text)
+        return self.process(parse_event(text))
+
+    def handle_fetched(self, envelope: dict[str, Any]) -> WebhookResult:
+        """An event read from Stripe's Events API with the app's own key (``reconcile``):
+        no signature to check, everything else as for a delivery — the same parsing, mode
+        check and exactly-once unit of work, under its own Stripe id, so a late webhook copy
+        of it answers ``duplicate``."""
+        return self.process(parse_event(json.dumps(envelope)))
+
+    def apply_claim(self, event: StripeEvent) -> tuple[bool, list[ChangeEvent]]:
+        """Apply a state read from Stripe now (``reconcile``) as the claim of an event
+        created at the time it was read: the ordering rules date it, so a later real event
+        still wins and an older one cannot roll it back. Its id is not recorded (it is no
+        Stripe event); a claim that changes nothing is rolled back and leaves no trace.
+        Returns whether it changed anything, and the change events it announced."""
+        handler = self.handlers[event.type]
+        apply = handler.prepare(event.obj)
+        if event.livemode != (self.mode == "live"):
+            raise ModeMismatch(f"a {'live' if event.livemode else 'test'}-mode object read "
+                               f"by a {self.mode}-mode Licenzy")
+
+        def work(tx: StoreTransaction) -> tuple[list[ChangeEvent], list[ChangeEvent]]:
+            ctx = Context(tx, event, mode=self.mode, now=self.now(), catalog=self.catalog,
+                          past_due_grace=self.past_due_grace)
+            apply(ctx)
+            ctx.flush()
+            if not ctx.settled and not any(t.changed for t in ctx.targets.values()):
+                raise _Unchanged
+            return ctx.events, ctx.events
+
+        try:
+            return True, self.unit_of_work.run(work)
+        except _Unchanged:
+            return False, []
+
+    def process(self, event: StripeEvent) -> WebhookResult:
         handler = self.handlers.get(event.type)
         apply = handler.prepare(event.obj) if handler is not None else None
         if event.livemode != (self.mode == "live"):
