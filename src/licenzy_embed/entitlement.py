@@ -83,7 +83,9 @@ class EntitlementRecord:
     def __post_init__(self) -> None:
         balances, grants = dict(self.balances), dict(self.grants)
         if not balances and not grants:
-            # The shorthand of one ``units`` meter (records written before meters).
+            # The shorthand of one ``units`` meter (records written before meters). So a
+            # change that drops every meter (a plan without any) sets usage_remaining and
+            # units_granted to None with them, or this would bring a ``units`` meter back.
             if self.usage_remaining is not None:
                 balances = {"units": self.usage_remaining}
             if self.units_granted is not None:
