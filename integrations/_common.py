@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from licenzy_embed import validation
+from licenzy_embed.catalog import NAME
 from licenzy_embed.errors import (
-    AccessDenied,
     IdempotencyConflict,
     InvalidRequest,
     InvalidSignature,
@@ -165,14 +165,27 @@ def subject_ref(value: object) -> str:
     )
 
 
-def check_access(lz: Licenzy, subject: object) -> str:
-    """Raise the denial for this subject, or return its subject_ref when it has access.
+def check_access(lz: Licenzy, subject: object, feature: str | None = None) -> str:
+    """Raise the denial for this subject, or return its subject_ref when it has access (to
+    ``feature``, when one is named). The denial, and the products it offers to buy, come
+    from the core (``Licenzy.denial``).
 
     Any store failure propagates (``StoreUnavailable`` → 503): access is never guessed."""
     ref = subject_ref(subject)
-    if not lz.check_access(ref):
-        raise AccessDenied(ref)
+    if not lz.check_access(ref, feature):
+        raise lz.denial(ref, feature)
     return ref
+
+
+def check_name(value: object, what: str, decorator: str) -> str | None:
+    """A feature or meter name given to a decorator, checked when the view is decorated (the
+    catalog, which says whether any product grants it, is checked on the first request)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not NAME.fullmatch(value):
+        raise ValueError(f"{decorator}: {what} {value!r} must match "
+                         "[a-z0-9][a-z0-9_.:-]{0,63}")
+    return value
 
 
 # --------------------------------------------------------------------------- usage
@@ -210,14 +223,14 @@ def hold_key(view: str, client_key: str | None) -> str:
 
 
 def reserve(lz: Licenzy, subject: object, units: int, key: str,
-            client_key: str | None = None) -> Reservation:
+            client_key: str | None = None, meter: str = "units") -> Reservation:
     """Hold the units before the view runs; raises the denial when the subject cannot pay.
 
     Under the same key this returns the first attempt's hold — ``held`` while that attempt
     is still running, ``committed`` once it was charged — so a retry is never charged twice.
     A conflict names the client's ``Idempotency-Key``, not the view-scoped key it became."""
     try:
-        return lz.reserve_usage(subject_ref(subject), units, idempotency_key=key)
+        return lz.reserve_usage(subject_ref(subject), units, idempotency_key=key, meter=meter)
     except IdempotencyConflict:
         if client_key is None:
             raise

@@ -204,20 +204,21 @@ class LicenzyASGI:
         return self.denial_handler(request, _common.public(error))
 
     # -- checks used by the decorators and dependencies
-    async def check(self, request: Request) -> str:
-        """The subject_ref when the request's subject has access; raises the denial otherwise."""
+    async def check(self, request: Request, feature: str | None = None) -> str:
+        """The subject_ref when the request's subject has access (to ``feature``, when one
+        is named); raises the denial otherwise."""
         subject = await self.subject(request)
-        return await _in_thread(_common.check_access, self.lz, subject)
+        return await _in_thread(_common.check_access, self.lz, subject, feature)
 
     def reservation(self, request: Request, subject: object, units: Units[Request],
-                    view: str) -> Callable[[], Reservation]:
+                    view: str, meter: str = "units") -> Callable[[], Reservation]:
         """The blocking reserve of this request's hold, for the lifecycle in ``_common``."""
         amount = _common.resolve_units(units, request)
         client_key = request.headers.get(_common.IDEMPOTENCY_HEADER)
         key = _common.hold_key(view, client_key)
 
         def reserve() -> Reservation:
-            reservation = _common.reserve(self.lz, subject, amount, key, client_key)
+            reservation = _common.reserve(self.lz, subject, amount, key, client_key, meter)
             request.state.licenzy_reservation = reservation
             return reservation
 
@@ -315,13 +316,19 @@ def _request_of(index: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Re
 @overload
 def requires_access(func: F) -> F: ...
 @overload
-def requires_access(func: None = None) -> Callable[[F], F]: ...
+def requires_access(func: str | None = None, *,
+                    feature: str | None = None) -> Callable[[F], F]: ...
 
 
-def requires_access(func: F | None = None) -> F | Callable[[F], F]:
-    """Let the endpoint run only for a subject with access; ``@requires_access`` or
-    ``@requires_access()``, on async and sync endpoints. Denials: 401 without a subject, 402
-    without access, 503 when the store is down."""
+def requires_access(func: F | str | None = None, *,
+                    feature: str | None = None) -> F | Callable[[F], F]:
+    """Let the endpoint run only for a subject with access; ``@requires_access``,
+    ``@requires_access()`` or, for one feature, ``@requires_access("reports")``, on async and
+    sync endpoints. Denials: 401 without a subject, 402 without access (``upgrade`` names
+    what to buy), 503 when the store is down."""
+    if isinstance(func, str):
+        func, feature = None, func
+    feature = _common.check_name(feature, "feature", "requires_access")
 
     def decorate(endpoint: F) -> F:
         index = _request_index(endpoint, "requires_access")
@@ -333,7 +340,7 @@ def requires_access(func: F | None = None) -> F | Callable[[F], F]:
                     return _preflight()
                 config = _config(request)
                 try:
-                    await config.check(request)
+                    await config.check(request, feature)
                 except LicenzyError as error:
                     return config.deny(request, error)
                 return await endpoint(*args, **kwargs)
@@ -347,7 +354,7 @@ def requires_access(func: F | None = None) -> F | Callable[[F], F]:
                 return _preflight()
             config = _config(request)
             try:
-                _common.check_access(config.lz, config.subject_sync(request))
+                _common.check_access(config.lz, config.subject_sync(request), feature)
             except LicenzyError as error:
                 return config.deny(request, error)
             return endpoint(*args, **kwargs)
@@ -357,14 +364,17 @@ def requires_access(func: F | None = None) -> F | Callable[[F], F]:
     return decorate(func) if func is not None else decorate
 
 
-def consumes_usage(units: Units[Request]) -> Callable[[F], F]:
-    """Charge ``units`` (an int, or a function of the request) for each successful call.
+def consumes_usage(units: Units[Request], *, meter: str = "units") -> Callable[[F], F]:
+    """Charge ``units`` of ``meter`` (an int, or a function of the request) for each
+    successful call.
 
-    Held before the endpoint runs (409 when the subject does not have them), committed when it
-    answers 2xx/3xx, given back when it raises or answers 4xx/5xx. The hold is
+    Held before the endpoint runs (409 when the subject has too few, 402 when it has nothing
+    to spend from), committed when it answers 2xx/3xx, given back when it raises or answers
+    4xx/5xx. The hold is
     ``request.state.licenzy_reservation``. A retry with the same ``Idempotency-Key`` header is
     not charged again."""
     _common.check_units(units)
+    meter = _common.check_name(meter, "meter", "consumes_usage") or "units"
 
     def decorate(endpoint: F) -> F:
         index = _request_index(endpoint, "consumes_usage")
@@ -378,7 +388,7 @@ def consumes_usage(units: Units[Request]) -> Callable[[F], F]:
                 config = _config(request)
                 try:
                     reserve = config.reservation(request, await config.subject(request),
-                                                 units, view)
+                                                 units, view, meter)
                 except LicenzyError as error:
                     return config.deny(request, error)
                 outcome = await _common.metered_async(
@@ -399,7 +409,7 @@ def consumes_usage(units: Units[Request]) -> Callable[[F], F]:
             config = _config(request)
             try:
                 reserve = config.reservation(request, config.subject_sync(request), units,
-                                             view)
+                                             view, meter)
             except LicenzyError as error:
                 return config.deny(request, error)
             outcome = _common.metered(
@@ -433,19 +443,21 @@ def _with_subject(dependency: Callable[..., Awaitable[T]],
 _NO_SUBJECT: Any = object()
 
 
-def require_access(licenzy: Licenzy | LicenzyASGI, *,
+def require_access(licenzy: Licenzy | LicenzyASGI, feature: str | None = None, *,
                    subject: Callable[..., Any] | None = None) -> Callable[..., Awaitable[str]]:
     """FastAPI dependency: ``Depends(require_access(lz))`` lets the path operation run only
-    for a subject with access, and gives it the subject_ref.
+    for a subject with access (``require_access(lz, "reports")``: to that feature), and gives
+    it the subject_ref.
 
     ``subject`` is an optional FastAPI dependency returning the subject; without it the
     configuration's ``subject_resolver`` is used. A denial raises :class:`LicenzyDenied`."""
     config = _as_config(licenzy)
+    feature = _common.check_name(feature, "feature", "require_access")
 
     async def dependency(request: Request, subject: object = _NO_SUBJECT) -> str:
         try:
             value = await config.subject(request) if subject is _NO_SUBJECT else subject
-            return await _in_thread(_common.check_access, config.lz, value)
+            return await _in_thread(_common.check_access, config.lz, value, feature)
         except LicenzyError as error:
             raise LicenzyDenied(error, config.deny(request, error)) from None
 
@@ -453,7 +465,7 @@ def require_access(licenzy: Licenzy | LicenzyASGI, *,
 
 
 def consume_usage(licenzy: Licenzy | LicenzyASGI, units: Units[Request], *,
-                  subject: Callable[..., Any] | None = None
+                  meter: str = "units", subject: Callable[..., Any] | None = None
                   ) -> Callable[..., Awaitable[Reservation]]:
     """FastAPI dependency: ``Depends(consume_usage(lz, 10))`` holds the units before the path
     operation runs and gives it the :class:`~licenzy_embed.Reservation`.
@@ -465,6 +477,7 @@ def consume_usage(licenzy: Licenzy | LicenzyASGI, units: Units[Request], *,
     never sees the status. Without the route class the request fails (500) before anything is
     held."""
     _common.check_units(units)
+    meter = _common.check_name(meter, "meter", "consume_usage") or "units"
     config = _as_config(licenzy)
 
     async def dependency(request: Request, subject: object = _NO_SUBJECT) -> Reservation:
@@ -478,7 +491,8 @@ def consume_usage(licenzy: Licenzy | LicenzyASGI, units: Units[Request], *,
         hold = _common.AsyncHold(offload=_in_thread, shielded=_shielded, abandoned=_cancelled)
         try:
             value = await config.subject(request) if subject is _NO_SUBJECT else subject
-            reservation = await hold.take(config.reservation(request, value, units, view))
+            reservation = await hold.take(config.reservation(request, value, units, view,
+                                                             meter))
         except LicenzyError as error:
             raise LicenzyDenied(error, config.deny(request, error)) from None
         holds.append((config, hold))

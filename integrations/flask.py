@@ -241,12 +241,12 @@ def _preflight() -> Response:
     return current_app.make_default_options_response()
 
 
-def _access_denial() -> Response | None:
+def _access_denial(feature: str | None = None) -> Response | None:
     if request.method in _common.PREFLIGHT_METHODS:
         return _preflight()
     ext = _extension()
     try:
-        _common.check_access(ext.lz, ext.current_subject())
+        _common.check_access(ext.lz, ext.current_subject(), feature)
     except LicenzyError as error:
         return ext.deny(error)
     return None
@@ -255,13 +255,19 @@ def _access_denial() -> Response | None:
 @overload
 def requires_access(view: F) -> F: ...
 @overload
-def requires_access(view: None = None) -> Callable[[F], F]: ...
+def requires_access(view: str | None = None, *,
+                    feature: str | None = None) -> Callable[[F], F]: ...
 
 
-def requires_access(view: F | None = None) -> F | Callable[[F], F]:
-    """Let the view run only for a subject with access; usable as ``@requires_access`` or
-    ``@requires_access()``. Denials: 401 without a subject, 402 without access, 503 when the
-    store is down."""
+def requires_access(view: F | str | None = None, *,
+                    feature: str | None = None) -> F | Callable[[F], F]:
+    """Let the view run only for a subject with access; usable as ``@requires_access``,
+    ``@requires_access()`` or, for one feature, ``@requires_access("reports")``. Denials: 401
+    without a subject, 402 without access (its body's ``upgrade`` names what to buy), 503
+    when the store is down."""
+    if isinstance(view, str):
+        view, feature = None, view
+    feature = _common.check_name(feature, "feature", "requires_access")
 
     def decorate(func: F) -> F:
         if iscoroutinefunction(func):
@@ -269,14 +275,14 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 # Flask runs an async view in its own event loop per request (ensure_sync),
                 # so the store call may block here without stalling other requests.
-                denied = _access_denial()
+                denied = _access_denial(feature)
                 return denied if denied is not None else await func(*args, **kwargs)
 
             return cast(F, async_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            denied = _access_denial()
+            denied = _access_denial(feature)
             return denied if denied is not None else func(*args, **kwargs)
 
         return cast(F, wrapper)
@@ -284,18 +290,18 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
     return decorate(view) if view is not None else decorate
 
 
-def _reserve(units: Units[Any], view: str) -> Reservation:
+def _reserve(units: Units[Any], view: str, meter: str) -> Reservation:
     ext = _extension()
     client_key = request.headers.get(_common.IDEMPOTENCY_HEADER)
     reservation = _common.reserve(ext.lz, ext.current_subject(),
                                   _common.resolve_units(units, request),
-                                  _common.hold_key(view, client_key), client_key)
+                                  _common.hold_key(view, client_key), client_key, meter)
     g.licenzy_reservation = reservation
     return reservation
 
 
 def _metered(func: Callable[..., Any], units: Units[Any], view: str, args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> Response:
+             kwargs: dict[str, Any], meter: str = "units") -> Response:
     if request.method in _common.PREFLIGHT_METHODS:
         return _preflight()
     ext = _extension()  # before anything is held: fails closed without init_app
@@ -306,17 +312,19 @@ def _metered(func: Callable[..., Any], units: Units[Any], view: str, args: tuple
         # Flask answers 500 with nothing charged.
         return current_app.make_response(current_app.ensure_sync(func)(*args, **kwargs))
 
-    outcome = _common.metered(lambda: _reserve(units, view), run,
+    outcome = _common.metered(lambda: _reserve(units, view, meter), run,
                               lambda response: response.status_code,
                               discard=lambda response: response.close())
     return ext.deny(outcome.error) if isinstance(outcome, _common.Denied) else outcome
 
 
-def consumes_usage(units: Units[Any]) -> Callable[[F], F]:
-    """Charge ``units`` (an int, or a function of the request) for each successful call.
+def consumes_usage(units: Units[Any], *, meter: str = "units") -> Callable[[F], F]:
+    """Charge ``units`` of ``meter`` (an int, or a function of the request) for each
+    successful call.
 
-    The units are held before the view runs (409 when the subject does not have them), then
-    committed if the view answers 2xx/3xx and given back if it raises or answers 4xx/5xx. The
+    The units are held before the view runs (409 when the subject has too few, 402 when it
+    has nothing to spend from), then committed if the view answers 2xx/3xx and given back if
+    it raises or answers 4xx/5xx. The
     hold is ``g.licenzy_reservation``: a view may ``commit(units=n)`` it for fewer units
     itself. A retry carrying the same ``Idempotency-Key`` header is not charged again.
 
@@ -326,13 +334,14 @@ def consumes_usage(units: Units[Any]) -> Callable[[F], F]:
     thread would go on to commit after the worker had given up on the request (a timeout) and
     answered an error: the client would pay for an answer it never got."""
     _common.check_units(units)
+    meter = _common.check_name(meter, "meter", "consumes_usage") or "units"
 
     def decorate(func: F) -> F:
         view = _common.view_id(func)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
-            return _metered(func, units, view, args, kwargs)
+            return _metered(func, units, view, args, kwargs, meter)
 
         return cast(F, wrapper)
 

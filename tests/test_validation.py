@@ -108,7 +108,8 @@ def test_insufficient_usage_and_unknown_product_carry_their_fields() -> None:
     assert (err.code, err.status, err.requested, err.usage_remaining) == (
         "insufficient_usage", 409, 10, 3)
     assert err.to_dict() == {"error": "insufficient_usage", "message": err.message,
-                             "requested": 10, "usage_remaining": 3}
+                             "requested": 10, "usage_remaining": 3, "meter": "units",
+                             "upgrade": []}
     unknown = errors.UnknownProduct("NOPE")
     assert (unknown.code, unknown.status) == ("unknown_product", 404)
     assert unknown.to_dict()["product_code"] == "NOPE"

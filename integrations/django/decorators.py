@@ -34,20 +34,26 @@ def _preflight() -> HttpResponse:
     return HttpResponse()
 
 
-def _check(subject: object) -> None:
-    _common.check_access(get_settings().licenzy, subject)
+def _check(subject: object, feature: str | None = None) -> None:
+    _common.check_access(get_settings().licenzy, subject, feature)
 
 
 @overload
 def requires_access(view: F) -> F: ...
 @overload
-def requires_access(view: None = None) -> Callable[[F], F]: ...
+def requires_access(view: str | None = None, *,
+                    feature: str | None = None) -> Callable[[F], F]: ...
 
 
-def requires_access(view: F | None = None) -> F | Callable[[F], F]:
-    """Let the view run only for a subject with access; ``@requires_access`` or
-    ``@requires_access()``. Denials: 401 without a subject, 402 without access, 503 when the
+def requires_access(view: F | str | None = None, *,
+                    feature: str | None = None) -> F | Callable[[F], F]:
+    """Let the view run only for a subject with access; ``@requires_access``,
+    ``@requires_access()`` or, for one feature, ``@requires_access("reports")``. Denials: 401
+    without a subject, 402 without access (``upgrade`` names what to buy), 503 when the
     store is down — never an unguarded view."""
+    if isinstance(view, str):
+        view, feature = None, view
+    feature = _common.check_name(feature, "feature", "requires_access")
 
     def decorate(func: F) -> F:
         if iscoroutinefunction(func):
@@ -57,7 +63,7 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
                     return _preflight()
                 try:
                     subject = await sync_to_async(current_subject)(request)
-                    await sync_to_async(_check, thread_sensitive=False)(subject)
+                    await sync_to_async(_check, thread_sensitive=False)(subject, feature)
                 except LicenzyError as error:
                     return await sync_to_async(deny)(request, error)
                 return await func(request, *args, **kwargs)
@@ -69,7 +75,7 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
             if request.method in _common.PREFLIGHT_METHODS:
                 return _preflight()
             try:
-                _check(current_subject(request))
+                _check(current_subject(request), feature)
             except LicenzyError as error:
                 return deny(request, error)
             return func(request, *args, **kwargs)
@@ -79,8 +85,9 @@ def requires_access(view: F | None = None) -> F | Callable[[F], F]:
     return decorate(view) if view is not None else decorate
 
 
-def _reserve(subject: object, amount: int, key: str, client_key: str | None) -> Reservation:
-    return _common.reserve(get_settings().licenzy, subject, amount, key, client_key)
+def _reserve(subject: object, amount: int, key: str, client_key: str | None,
+             meter: str = "units") -> Reservation:
+    return _common.reserve(get_settings().licenzy, subject, amount, key, client_key, meter)
 
 
 def _request_terms(request: HttpRequest, units: Units[HttpRequest],
@@ -106,14 +113,17 @@ def _close(response: HttpResponse) -> None:
     response.close()
 
 
-def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
-    """Charge ``units`` (an int, or a function of the request) for each successful call.
+def consumes_usage(units: Units[HttpRequest], *, meter: str = "units") -> Callable[[F], F]:
+    """Charge ``units`` of ``meter`` (an int, or a function of the request) for each
+    successful call.
 
-    Held before the view runs (409 when the subject does not have them), committed when the
-    view answers 2xx/3xx, given back when it raises or answers 4xx/5xx. The hold is
+    Held before the view runs (409 when the subject has too few, 402 when it has nothing to
+    spend from), committed when the view answers 2xx/3xx, given back when it raises or
+    answers 4xx/5xx. The hold is
     ``request.licenzy_reservation``; the view may ``commit(units=n)`` it for fewer units. A
     retry with the same ``Idempotency-Key`` header is not charged again."""
     _common.check_units(units)
+    meter = _common.check_name(meter, "meter", "consumes_usage") or "units"
 
     def decorate(func: F) -> F:
         view = _common.view_id(func)
@@ -129,7 +139,7 @@ def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
                     return await sync_to_async(deny)(request, error)
 
                 def reserve() -> Reservation:
-                    reservation = _reserve(subject, amount, key, client_key)
+                    reservation = _reserve(subject, amount, key, client_key, meter)
                     request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
                     return reservation
 
@@ -152,7 +162,7 @@ def consumes_usage(units: Units[HttpRequest]) -> Callable[[F], F]:
                 return _preflight()
 
             def reserve() -> Reservation:
-                reservation = _reserve(*_request_terms(request, units, view))
+                reservation = _reserve(*_request_terms(request, units, view), meter)
                 request.licenzy_reservation = reservation  # type: ignore[attr-defined, unused-ignore]
                 return reservation
 

@@ -28,6 +28,9 @@ class CustomerAccess:
     has_access: bool
     status: str
     entitlements: list[Entitlement] = field(default_factory=list)
+    # What ``check_access(subject_ref, feature)`` grants now: the features its available
+    # entitlements' products list, and the meters they have units of (sorted).
+    features: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.has_access
@@ -46,12 +49,18 @@ class CustomerAccess:
                       else latest.status)
         else:
             status = "none"
-        return cls(subject_ref, has_access, status, entitlements)
+        features: set[str] = set()
+        for e in entitlements:
+            if e.available:
+                features.update(e.features)
+                features.update(meter for meter, left in e.meters.items() if left > 0)
+        return cls(subject_ref, has_access, status, entitlements, sorted(features))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "subject_ref": self.subject_ref,
             "has_access": self.has_access,
             "status": self.status,
+            "features": list(self.features),
             "entitlements": [e.to_dict() for e in self.entitlements],
         }

@@ -10,12 +10,19 @@ clock, so the availability rules live here, in one place, and every store answer
 
 That keeps an access check one indexed query in SQL and a dict walk in memory, while the
 rules themselves are written once, in Python, by :func:`derive_access`.
+
+Units live per meter: ``balances`` (meter -> units left) and ``grants`` (meter -> units per
+period or per purchase). ``usage_remaining`` and ``units_granted`` are their sums, kept with the
+record (and as columns in SQL) so that "a pack is available while any of its meters has units
+left" stays the single ``usage_remaining > 0`` above. A record built the old way, with
+``usage_remaining`` and no balances, has them as its ``units`` meter.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +77,33 @@ class EntitlementRecord:
     access_open: bool = False
     access_until: datetime | None = None
     requires_units: bool = False
+    balances: Mapping[str, int] = field(default_factory=dict, hash=False)
+    grants: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        balances, grants = dict(self.balances), dict(self.grants)
+        if not balances and not grants:
+            # The shorthand of one ``units`` meter (records written before meters). So a
+            # change that drops every meter (a plan without any) sets usage_remaining and
+            # units_granted to None with them, or this would bring a ``units`` meter back.
+            if self.usage_remaining is not None:
+                balances = {"units": self.usage_remaining}
+            if self.units_granted is not None:
+                grants = {"units": self.units_granted}
+            if not balances and grants:
+                balances = dict.fromkeys(grants, 0)
+        object.__setattr__(self, "balances", balances)
+        object.__setattr__(self, "grants", grants)
+        if balances or grants:
+            object.__setattr__(self, "usage_remaining", sum(balances.values()))
+            object.__setattr__(self, "units_granted",
+                               sum(grants.values()) if grants else None)
+        else:
+            object.__setattr__(self, "usage_remaining", None)
+            object.__setattr__(self, "units_granted", None)
+
+    def remaining(self, meter: str) -> int:
+        return self.balances.get(meter, 0)
 
     def evolve(self, now: datetime, **changes: Any) -> EntitlementRecord:
         """A copy with ``changes`` applied, ``updated_at`` set and access columns re-derived."""
@@ -83,13 +117,9 @@ class EntitlementRecord:
             return False
         return not (self.requires_units and (self.usage_remaining or 0) <= 0)
 
-    def is_spendable(self, now: datetime) -> bool:
-        """May units be taken from this entitlement now?"""
-        return (
-            self.usage_remaining is not None
-            and self.usage_remaining > 0
-            and self.is_available(now)
-        )
+    def is_spendable(self, now: datetime, meter: str = "units") -> bool:
+        """May units of ``meter`` be taken from this entitlement now?"""
+        return self.balances.get(meter, 0) > 0 and self.is_available(now)
 
 
 def derive_access(record: EntitlementRecord) -> EntitlementRecord:
@@ -151,9 +181,14 @@ class Entitlement:
     updated_at: datetime
     source: str
     mode: str
+    features: tuple[str, ...] = ()
+    meters: Mapping[str, int] = field(default_factory=dict, hash=False)
 
     @classmethod
-    def at(cls, record: EntitlementRecord, now: datetime) -> Entitlement:
+    def at(cls, record: EntitlementRecord, now: datetime,
+           features: tuple[str, ...] = ()) -> Entitlement:
+        """``features``: what the record's product lists in the catalog (the record stores
+        none, so that a catalog change applies to what was already sold)."""
         return cls(
             id=record.id,
             subject_ref=record.subject_ref,
@@ -168,6 +203,8 @@ class Entitlement:
             updated_at=record.updated_at,
             source=record.source,
             mode=record.mode,
+            features=tuple(features),
+            meters=dict(record.balances),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,4 +222,6 @@ class Entitlement:
             "updated_at": iso(self.updated_at),
             "source": self.source,
             "mode": self.mode,
+            "features": list(self.features),
+            "meters": dict(self.meters),
         }

@@ -7,7 +7,16 @@ only *translates* an error into its own response type and never decides what it 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+# What a denial offers to buy: (product_code, kind) of each catalog product that would grant
+# what was refused, in catalog order (``Catalog.granting``).
+Upgrade = tuple[tuple[str, str], ...]
+
+
+def _upgrade_body(upgrade: Upgrade) -> list[dict[str, str]]:
+    return [{"product_code": code, "kind": kind} for code, kind in upgrade]
 
 
 class LicenzyError(Exception):
@@ -33,14 +42,26 @@ class Unauthenticated(LicenzyError):
 
 
 class AccessDenied(LicenzyError):
-    """The subject has no available entitlement (an adapter's ``requires_access``)."""
+    """The subject has no available entitlement (an adapter's ``requires_access``), or none
+    that grants the feature asked for. ``upgrade`` names the products that would."""
 
     code = "access_denied"
     status = 402
 
-    def __init__(self, subject_ref: str) -> None:
+    def __init__(self, subject_ref: str, *, feature: str | None = None,
+                 upgrade: Iterable[tuple[str, str]] = ()) -> None:
         self.subject_ref = subject_ref
-        super().__init__("an active subscription, pass or usage pack is required")
+        self.feature = feature
+        self.upgrade: Upgrade = tuple(upgrade)
+        super().__init__("an active subscription, pass or usage pack is required"
+                         if feature is None else
+                         f"a subscription, pass or usage pack granting {feature!r} is required")
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.feature is not None:
+            body["feature"] = self.feature
+        return {**body, "upgrade": _upgrade_body(self.upgrade)}
 
 
 class InvalidRequest(LicenzyError):
@@ -84,11 +105,15 @@ class InsufficientUsage(LicenzyError):
     code = "insufficient_usage"
     status = 409
 
-    def __init__(self, requested: int, usage_remaining: int) -> None:
+    def __init__(self, requested: int, usage_remaining: int, *, meter: str = "units",
+                 upgrade: Iterable[tuple[str, str]] = ()) -> None:
         self.requested = requested
         self.usage_remaining = usage_remaining
+        self.meter = meter
+        self.upgrade: Upgrade = tuple(upgrade)
+        what = "units" if meter == "units" else f"units of {meter!r}"
         super().__init__(
-            f"requested {requested} units but only {usage_remaining} are available"
+            f"requested {requested} {what} but only {usage_remaining} are available"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +121,18 @@ class InsufficientUsage(LicenzyError):
             **super().to_dict(),
             "requested": self.requested,
             "usage_remaining": self.usage_remaining,
+            "meter": self.meter,
+            "upgrade": _upgrade_body(self.upgrade),
         }
+
+
+class NothingToSpend(InsufficientUsage):
+    """The subject has no entitlement carrying the meter at all: nothing to spend from, so the
+    answer is a 402 like a denied access (buy something), not a 409 (wait, or buy more).
+    Still an ``InsufficientUsage``, so code that catches that keeps working."""
+
+    code = "access_denied"
+    status = 402
 
 
 class ReservationExpired(LicenzyError):

@@ -90,10 +90,10 @@ def invoice_payment(*, succeeded: bool, invoice_id: str, subscription_id: str,
 
 
 def usage_consumed(*, subject_ref: str, consumed: int, usage_remaining: int,
-                   idempotency_key: str) -> ChangeEvent:
+                   idempotency_key: str, meter: str = "units") -> ChangeEvent:
     return ChangeEvent("usage.consumed", {
         "subject_ref": subject_ref, "consumed": consumed, "usage_remaining": usage_remaining,
-        "idempotency_key": idempotency_key,
+        "idempotency_key": idempotency_key, "meter": meter,
     })
 
 

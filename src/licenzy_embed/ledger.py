@@ -29,13 +29,17 @@ class LedgerEntry:
     units_delta: int | None = None
     status: str | None = None  # entitlement status after the change
     reference: str | None = None  # Stripe event id, idempotency key or hold id
+    # The meter whose units the entry is about (its ``units_delta``, or a hold's commit);
+    # None for an entry about no units (a status change, a pass paid for).
+    meter: str | None = None
 
     @classmethod
     def new(cls, *, mode: str, subject_ref: str, action: str, source: str, reason: str,
             at: datetime, entitlement_id: str | None = None, units_delta: int | None = None,
-            status: str | None = None, reference: str | None = None) -> LedgerEntry:
+            status: str | None = None, reference: str | None = None,
+            meter: str | None = None) -> LedgerEntry:
         return cls(new_id("led"), mode, subject_ref, action, source, reason, at,
-                   entitlement_id, units_delta, status, reference)
+                   entitlement_id, units_delta, status, reference, meter)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,5 +52,6 @@ class LedgerEntry:
             "source": self.source,
             "reason": self.reason,
             "reference": self.reference,
+            "meter": self.meter,
             "at": iso(self.at),
         }

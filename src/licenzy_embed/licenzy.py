@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from .checkout import CheckoutService, CheckoutSession, redirect_url
 from .clock import Clock, aware, system_clock
 from .entitlement import REVOKED, Entitlement, EntitlementRecord, derive_access
 from .errors import (
+    AccessDenied,
     EntitlementNotFound,
     EventNotFound,
     InvalidRequest,
@@ -106,7 +107,7 @@ class Licenzy:
         self.outbox = Outbox(store, self.mode, self._events, self.now)
         # The one unit of work every change runs in (and its one retry policy).
         self.unit_of_work = UnitOfWork(store, self.mode, self.outbox, self.now)
-        self._usage = UsageEngine(self.mode)
+        self._usage = UsageEngine(self.mode, lambda meter: self._upgrade(meter=meter))
         self._init_stripe(stripe_api_key, stripe_webhook_secret, stripe_client)
         if stripe_api_key is None and _keyless_hook:
             _keyless_hook[0](self)
@@ -153,22 +154,50 @@ class Licenzy:
         return self.outbox.replay(record)
 
     # ------------------------------------------------------------------ access
-    def check_access(self, subject_ref: str) -> AccessDecision:
-        """The hot path: one store lookup when access is allowed."""
+    def check_access(self, subject_ref: str, feature: str | None = None) -> AccessDecision:
+        """The hot path: one store lookup when access is allowed. With ``feature``: is it
+        granted by an available entitlement whose product lists it, or whose product has a
+        meter of that name with units left? A name no product grants is ``InvalidRequest``."""
         subject_ref = validation.subject_ref(subject_ref)
+        if feature is not None:
+            feature = self.catalog.feature(feature)
         now = self.now()
-        allowed = self.store.has_access(self.mode, subject_ref, now)
+        allowed = self._has(subject_ref, now, feature)
         if not allowed and self._release_expired_holds(subject_ref, now):
             # A pack fully held by an abandoned request looks empty until its hold expires.
-            allowed = self.store.has_access(self.mode, subject_ref, now)
+            allowed = self._has(subject_ref, now, feature)
         return AccessDecision(subject_ref, allowed)
+
+    def _has(self, subject_ref: str, now: datetime, feature: str | None) -> bool:
+        if feature is None:
+            return self.store.has_access(self.mode, subject_ref, now)
+        # The product -> features mapping lives in the catalog, so the store gets the codes
+        # that list the feature: one indexed statement in SQL, as for plain access.
+        return self.store.has_feature(
+            self.mode, subject_ref, now, self.catalog.codes_listing(feature),
+            feature if feature in self.catalog.meter_names else None)
+
+    def denial(self, subject_ref: str, feature: str | None = None) -> AccessDenied:
+        """The ``AccessDenied`` for a refused ``check_access``, naming what would grant it
+        (an adapter raises it; the core decides what it says)."""
+        return AccessDenied(subject_ref, feature=feature, upgrade=self._upgrade(feature=feature)
+                            if feature is not None else self._upgrade())
+
+    def _upgrade(self, *, feature: str | None = None,
+                 meter: str | None = None) -> tuple[tuple[str, str], ...]:
+        return tuple((p.code, p.kind)
+                     for p in self.catalog.granting(feature=feature, meter=meter))
 
     def entitlements(self, subject_ref: str) -> list[Entitlement]:
         subject_ref = validation.subject_ref(subject_ref)
         now = self.now()
         self._release_expired_holds(subject_ref, now)
-        return [Entitlement.at(r, now) for r in self.store.list_entitlements(self.mode,
-                                                                              subject_ref)]
+        return [Entitlement.at(r, now, self._features_of(r.product_code))
+                for r in self.store.list_entitlements(self.mode, subject_ref)]
+
+    def _features_of(self, product_code: str) -> tuple[str, ...]:
+        product = self.catalog.by_code(product_code)
+        return () if product is None else product.features
 
     def customer_access(self, subject_ref: str) -> CustomerAccess:
         subject_ref = validation.subject_ref(subject_ref)
@@ -179,30 +208,42 @@ class Licenzy:
         return self.store.list_ledger(self.mode, subject_ref)
 
     # ------------------------------------------------------------------ usage
-    def consume_usage(self, subject_ref: str, units: int, *,
-                      idempotency_key: str) -> UsageResult:
-        """Spend ``units`` atomically across available metered entitlements, or raise
-        ``InsufficientUsage`` and spend nothing. A retry with the same key replays."""
+    def consume_usage(self, subject_ref: str, units: int, *, idempotency_key: str,
+                      meter: str = "units") -> UsageResult:
+        """Spend ``units`` of ``meter`` atomically across the available entitlements that
+        carry it, or raise ``InsufficientUsage`` and spend nothing (``NothingToSpend``, a
+        402, when none of the subject's entitlements carries the meter). A retry with the
+        same key replays; the same key for other units or another meter is a conflict."""
         subject_ref = validation.subject_ref(subject_ref)
         units = validation.units(units)
         key = validation.idempotency_key(idempotency_key)
+        meter = self._meter(meter)
         now = self.now()
         return self.unit_of_work.run(
-            lambda tx: self._usage.consume(tx, subject_ref, units, key, now))
+            lambda tx: self._usage.consume(tx, subject_ref, units, key, now, meter))
+
+    def _meter(self, meter: object) -> str:
+        # "units" stays valid with no product metering it, as before meters: such a call is
+        # refused as nothing to spend from, not as a typo.
+        if meter == "units":
+            return "units"
+        return self.catalog.meter(meter)
 
     def reserve_usage(self, subject_ref: str, units: int, *, idempotency_key: str,
-                      ttl: timedelta | None = None) -> Reservation:
-        """Hold ``units`` so concurrent requests cannot spend them; commit or release later.
-        The same key and units return the same hold (a retried request is charged once)."""
+                      ttl: timedelta | None = None, meter: str = "units") -> Reservation:
+        """Hold ``units`` of ``meter`` so concurrent requests cannot spend them; commit or
+        release later. The same key and units return the same hold (a retried request is
+        charged once)."""
         subject_ref = validation.subject_ref(subject_ref)
         units = validation.units(units)
         key = validation.idempotency_key(idempotency_key)
+        meter = self._meter(meter)
         ttl = self.hold_ttl if ttl is None else ttl
         if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
             raise InvalidRequest("ttl must be a positive timedelta")
         now = self.now()
         hold = self.unit_of_work.run(
-            lambda tx: (self._usage.reserve(tx, subject_ref, units, key, now, ttl), []))
+            lambda tx: (self._usage.reserve(tx, subject_ref, units, key, now, ttl, meter), []))
         return self._reservation(hold)
 
     def get_reservation(self, reservation_id: str) -> Reservation | None:
@@ -212,7 +253,7 @@ class Licenzy:
 
     def _reservation(self, hold: HoldRecord) -> Reservation:
         return Reservation(hold.id, hold.subject_ref, hold.units, hold.expires_at, hold.status,
-                           hold.idempotency_key, hold.committed_units,
+                           hold.idempotency_key, hold.committed_units, hold.meter,
                            self._commit_reservation, self._release_reservation)
 
     def _commit_reservation(self, reservation: Reservation, units: int | None) -> UsageResult:
@@ -255,17 +296,24 @@ class Licenzy:
 
     # ------------------------------------------------------------------ admin
     def grant(self, subject_ref: str, product_code: str, *, reason: str,
-              units: int | None = None, expires_at: datetime | None = None) -> Entitlement:
-        """A manual grant (support, comps): source ``admin``, no payment involved."""
+              units: int | None = None, expires_at: datetime | None = None,
+              meters: Mapping[str, int] | None = None) -> Entitlement:
+        """A manual grant (support, comps): source ``admin``, no payment involved. It carries
+        the product's meters; ``units`` overrides the ``units`` meter and ``meters`` any
+        meter the catalog knows (each count as in the product)."""
         subject_ref = validation.subject_ref(subject_ref)
         product = self.catalog.get(product_code)
         reason = validation.reason(reason)
+        grants = dict(product.meters)
         if units is not None:
-            units = validation.units(units)
-            if product.kind == "time_pass":
-                raise InvalidRequest("a time_pass has no units")
-        else:
-            units = product.units
+            grants["units"] = validation.units(units)
+        if meters is not None:
+            if not isinstance(meters, Mapping):
+                raise InvalidRequest("meters must be a dict of meter name -> units")
+            for name, count in meters.items():
+                grants[self.catalog.meter(name)] = validation.units(count, name=str(name))
+        if grants and product.kind == "time_pass":
+            raise InvalidRequest("a time_pass has no units")
         now = self.now()
         if expires_at is not None:
             if not isinstance(expires_at, datetime):
@@ -276,18 +324,21 @@ class Licenzy:
         record = derive_access(EntitlementRecord(
             id=new_id("ent"), mode=self.mode, subject_ref=subject_ref,
             product_code=product.code, kind=product.kind, status="active", source="admin",
-            created_at=now, updated_at=now, usage_remaining=units, units_granted=units,
+            created_at=now, updated_at=now, balances=dict(grants), grants=grants,
             expires_at=expires_at,
         ))
 
         def work(tx: StoreTransaction) -> tuple[Entitlement, list[ChangeEvent]]:
             tx.insert_entitlement(record)
-            tx.add_ledger(LedgerEntry.new(
-                mode=self.mode, subject_ref=subject_ref, action="granted", source="admin",
-                reason=reason, at=now, entitlement_id=record.id, units_delta=units,
-                status=record.status,
-            ))
-            view = Entitlement.at(record, now)
+            # One entry per meter granted (one without units when there is none).
+            given: list[tuple[str | None, int | None]] = list(grants.items()) or [(None, None)]
+            for meter, count in given:
+                tx.add_ledger(LedgerEntry.new(
+                    mode=self.mode, subject_ref=subject_ref, action="granted", source="admin",
+                    reason=reason, at=now, entitlement_id=record.id, units_delta=count,
+                    status=record.status, meter=meter,
+                ))
+            view = Entitlement.at(record, now, product.features)
             return view, [entitlement_updated(view, source="admin")]
 
         return self.unit_of_work.run(work)
@@ -300,7 +351,7 @@ class Licenzy:
             record = self._locked_entitlement(tx, entitlement_id, now)
             if record.status == REVOKED:
                 # Revoking twice changes nothing, so there is nothing to announce either.
-                return Entitlement.at(record, now), []
+                return self._view(record, now), []
             record = record.evolve(now, status=REVOKED, prior_status=record.status)
             tx.save_entitlement(record)
             tx.add_ledger(LedgerEntry.new(
@@ -308,37 +359,44 @@ class Licenzy:
                 source="admin", reason=reason, at=now, entitlement_id=record.id,
                 status=REVOKED,
             ))
-            view = Entitlement.at(record, now)
+            view = self._view(record, now)
             return view, [entitlement_updated(view, source="admin")]
 
         return self.unit_of_work.run(work)
 
-    def adjust_usage(self, entitlement_id: str, delta: int, *, reason: str) -> Entitlement:
-        """Add (or, with a negative delta, remove) units of a metered entitlement."""
+    def adjust_usage(self, entitlement_id: str, delta: int, *, reason: str,
+                     meter: str = "units") -> Entitlement:
+        """Add (or, with a negative delta, remove) units of one meter of an entitlement."""
         delta = validation.delta(delta)
         reason = validation.reason(reason)
+        meter = self._meter(meter)
         now = self.now()
 
         def work(tx: StoreTransaction) -> tuple[Entitlement, list[ChangeEvent]]:
             record = self._locked_entitlement(tx, entitlement_id, now)
-            if record.usage_remaining is None:
-                raise InvalidRequest(f"entitlement {entitlement_id} is not metered")
+            if meter not in record.balances:
+                raise InvalidRequest(f"entitlement {entitlement_id} is not metered"
+                                     if not record.balances else
+                                     f"entitlement {entitlement_id} has no meter {meter!r}")
             try:
-                tx.adjust_units(record.id, delta, now)
+                tx.adjust_units(record.id, delta, now, meter)
             except UnitsConflict:
                 raise InvalidRequest(
-                    f"cannot remove {-delta} units: {record.usage_remaining} remain"
+                    f"cannot remove {-delta} units: {record.remaining(meter)} remain"
                 ) from None
             record = tx.get_entitlement(record.id) or record
             tx.add_ledger(LedgerEntry.new(
                 mode=self.mode, subject_ref=record.subject_ref, action="adjusted",
                 source="admin", reason=reason, at=now, entitlement_id=record.id,
-                units_delta=delta, status=record.status,
+                units_delta=delta, status=record.status, meter=meter,
             ))
-            view = Entitlement.at(record, now)
+            view = self._view(record, now)
             return view, [entitlement_updated(view, source="admin")]
 
         return self.unit_of_work.run(work)
+
+    def _view(self, record: EntitlementRecord, now: datetime) -> Entitlement:
+        return Entitlement.at(record, now, self._features_of(record.product_code))
 
     def _locked_entitlement(self, tx: StoreTransaction, entitlement_id: Any,
                             now: datetime) -> EntitlementRecord:

@@ -23,6 +23,7 @@ class UsageRecord:
     allocations: Allocation
     usage_remaining: int  # what the first call answered
     created_at: datetime
+    meter: str = "units"  # the one meter the key spent: the same key for another is a conflict
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class HoldRecord:
     expires_at: datetime
     committed_units: int | None = None
     settled_at: datetime | None = None
+    meter: str = "units"  # the meter every allocation of the hold is of
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ spend can neither overdraw nor be applied twice — the idempotency record is wr
 transaction, under a unique key.
 
 The policy (which entitlements pay, in what order) is written once here and shared by every
-store: soonest-expiring first, no expiry last, then oldest first; all or nothing.
+store: soonest-expiring first, no expiry last, then oldest first; all or nothing. Each operation
+spends one meter: only entitlements with units of that meter pay, and an idempotency key (or a
+hold) remembers its meter, so the same key for another meter is a conflict, not a replay.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 from ._ids import new_id
 from .clock import iso
 from .entitlement import REFUNDED, EntitlementRecord
-from .errors import IdempotencyConflict, InsufficientUsage, InvalidRequest, ReservationExpired
+from .errors import (
+    IdempotencyConflict,
+    InsufficientUsage,
+    InvalidRequest,
+    NothingToSpend,
+    ReservationExpired,
+    Upgrade,
+)
 from .events import ChangeEvent, usage_consumed
 from .ledger import LedgerEntry
 from .records import Allocation, HoldRecord, UsageRecord
@@ -35,8 +44,9 @@ _FAR_FUTURE = datetime.max
 class UsageResult:
     ok: bool
     consumed: int
-    usage_remaining: int
+    usage_remaining: int  # the meter's units left across the subject's available entitlements
     replayed: bool = False
+    meter: str = "units"
 
     def __bool__(self) -> bool:
         return self.ok
@@ -57,6 +67,7 @@ class Reservation:
     status: str
     idempotency_key: str
     committed_units: int | None = None
+    meter: str = "units"
     _commit: Callable[[Reservation, int | None], UsageResult] | None = field(
         default=None, repr=False, compare=False)
     _release: Callable[[Reservation], None] | None = field(
@@ -81,9 +92,10 @@ class Reservation:
         }
 
 
-def spend_order(records: list[EntitlementRecord], now: datetime) -> list[EntitlementRecord]:
-    """The subject's spendable entitlements in the order they pay (SPEC §4)."""
-    spendable = [r for r in records if r.is_spendable(now)]
+def spend_order(records: list[EntitlementRecord], now: datetime,
+                meter: str = "units") -> list[EntitlementRecord]:
+    """The subject's entitlements that can pay ``meter`` now, in the order they pay (§4)."""
+    spendable = [r for r in records if r.is_spendable(now, meter)]
     return sorted(
         spendable,
         key=lambda r: (
@@ -95,18 +107,19 @@ def spend_order(records: list[EntitlementRecord], now: datetime) -> list[Entitle
     )
 
 
-def remaining(records: list[EntitlementRecord], now: datetime) -> int:
-    return sum(r.usage_remaining or 0 for r in records if r.is_spendable(now))
+def remaining(records: list[EntitlementRecord], now: datetime, meter: str = "units") -> int:
+    return sum(r.remaining(meter) for r in records if r.is_spendable(now, meter))
 
 
-def allocate(ordered: list[EntitlementRecord], units: int) -> Allocation | None:
+def allocate(ordered: list[EntitlementRecord], units: int,
+             meter: str = "units") -> Allocation | None:
     """Split ``units`` over entitlements in order; ``None`` when they cannot cover it."""
     plan: list[tuple[str, int]] = []
     left = units
     for record in ordered:
         if left == 0:
             break
-        take = min(left, record.usage_remaining or 0)
+        take = min(left, record.remaining(meter))
         if take > 0:
             plan.append((record.id, take))
             left -= take
@@ -116,15 +129,18 @@ def allocate(ordered: list[EntitlementRecord], units: int) -> Allocation | None:
 class UsageEngine:
     """The usage operations, each given an open store transaction by ``Licenzy``."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, upgrade: Callable[[str], Upgrade] = lambda meter: ()) -> None:
         self.mode = mode
+        # meter -> the products that carry it: what a refusal offers to buy.
+        self.upgrade = upgrade
 
     def _ledger(self, tx: StoreTransaction, subject_ref: str, action: str, now: datetime,
-                entitlement_id: str, delta: int, reference: str, reason: str) -> None:
+                entitlement_id: str, delta: int, reference: str, reason: str,
+                meter: str) -> None:
         tx.add_ledger(LedgerEntry.new(
             mode=self.mode, subject_ref=subject_ref, action=action, source="runtime",
             reason=reason, at=now, entitlement_id=entitlement_id, units_delta=delta,
-            reference=reference,
+            reference=reference, meter=meter,
         ))
 
     def _give_back(self, tx: StoreTransaction, hold: HoldRecord, allocations: Allocation,
@@ -134,9 +150,9 @@ class UsageEngine:
             # A refunded pack stays at zero: its units were paid back with the money.
             if record is None or record.status == REFUNDED or units == 0:
                 continue
-            tx.adjust_units(entitlement_id, units, now)
+            tx.adjust_units(entitlement_id, units, now, hold.meter)
             self._ledger(tx, hold.subject_ref, action, now, entitlement_id, units, hold.id,
-                         f"hold {action}")
+                         f"hold {action}", hold.meter)
 
     def expire_holds(self, tx: StoreTransaction, subject_ref: str, now: datetime) -> int:
         """Release the subject's holds past their expiry. The caller must already hold the
@@ -149,57 +165,64 @@ class UsageEngine:
         return len(expired)
 
     def _take(self, tx: StoreTransaction, subject_ref: str, units: int, now: datetime,
-              action: str, reference: str) -> tuple[Allocation, int]:
-        """Lock, sweep stale holds, and take ``units`` all-or-nothing; returns the allocation
-        and what is left."""
+              action: str, reference: str, meter: str) -> tuple[Allocation, int]:
+        """Lock, sweep stale holds, and take ``units`` of ``meter`` all-or-nothing; returns
+        the allocation and what is left of that meter."""
         records = tx.lock_subject(subject_ref)
         if self.expire_holds(tx, subject_ref, now):
             records = tx.lock_subject(subject_ref)
-        ordered = spend_order(records, now)
-        plan = allocate(ordered, units)
+        ordered = spend_order(records, now, meter)
+        plan = allocate(ordered, units, meter)
         if plan is None:
-            raise InsufficientUsage(units, remaining(records, now))
+            if not any(meter in r.balances for r in records):
+                # Nothing of the subject's carries the meter: buy something (402), rather
+                # than "not enough left" (409).
+                raise NothingToSpend(units, 0, meter=meter, upgrade=self.upgrade(meter))
+            raise InsufficientUsage(units, remaining(records, now, meter), meter=meter,
+                                    upgrade=self.upgrade(meter))
         for entitlement_id, take in plan:
-            tx.adjust_units(entitlement_id, -take, now)
+            tx.adjust_units(entitlement_id, -take, now, meter)
             self._ledger(tx, subject_ref, action, now, entitlement_id, -take, reference,
-                         "usage " + action)
-        return plan, remaining(records, now) - units
+                         "usage " + action, meter)
+        return plan, remaining(records, now, meter) - units
 
     def consume(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
-                now: datetime) -> tuple[UsageResult, list[ChangeEvent]]:
+                now: datetime, meter: str = "units") -> tuple[UsageResult, list[ChangeEvent]]:
         tx.lock_subject(subject_ref)
         previous = tx.get_usage_record(subject_ref, key)
         if previous is not None:
-            return _replay(previous, units), []
-        plan, left = self._take(tx, subject_ref, units, now, "consumed", key)
-        tx.insert_usage_record(UsageRecord(self.mode, subject_ref, key, units, plan, left, now))
-        result = UsageResult(True, units, left)
-        return result, [_consumed_event(subject_ref, units, left, key)]
+            return _replay(previous, units, meter), []
+        plan, left = self._take(tx, subject_ref, units, now, "consumed", key, meter)
+        tx.insert_usage_record(UsageRecord(self.mode, subject_ref, key, units, plan, left, now,
+                                           meter))
+        result = UsageResult(True, units, left, meter=meter)
+        return result, [_consumed_event(subject_ref, units, left, key, meter)]
 
     def reserve(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
-                now: datetime, ttl: timedelta) -> HoldRecord:
+                now: datetime, ttl: timedelta, meter: str = "units") -> HoldRecord:
         tx.lock_subject(subject_ref)
         # Sweep first: a hold of this key that is past its expiry must be seen as expired
         # (units given back, key free to hold again), not replayed as if it still held.
         self.expire_holds(tx, subject_ref, now)
         previous = tx.get_hold_by_key(subject_ref, key)
         if previous is not None:
-            if previous.units != units:
+            if previous.units != units or previous.meter != meter:
                 raise IdempotencyConflict(
                     f"idempotency key {key!r} was used to hold {previous.units} units"
+                    + ("" if previous.meter == "units" else f" of {previous.meter!r}")
                 )
             if previous.status in ("held", "committed"):
                 return previous
             # Released or expired: nothing was charged, so a retry may hold again.
-            plan, _ = self._take(tx, subject_ref, units, now, "held", previous.id)
+            plan, _ = self._take(tx, subject_ref, units, now, "held", previous.id, meter)
             renewed = replace(previous, allocations=plan, status="held", created_at=now,
                               expires_at=now + ttl, committed_units=None, settled_at=None)
             tx.save_hold(renewed)
             return renewed
         hold_id = new_id("hold")
-        plan, _ = self._take(tx, subject_ref, units, now, "held", hold_id)
+        plan, _ = self._take(tx, subject_ref, units, now, "held", hold_id, meter)
         hold = HoldRecord(hold_id, self.mode, subject_ref, key, units, plan, "held", now,
-                          now + ttl)
+                          now + ttl, meter=meter)
         tx.insert_hold(hold)
         return hold
 
@@ -219,7 +242,8 @@ class UsageEngine:
             if hold.committed_units != wanted:
                 raise IdempotencyConflict(f"hold {hold_id} was committed for "
                                           f"{hold.committed_units} units")
-            return hold, UsageResult(True, wanted, remaining(records, now), replayed=True), []
+            return hold, UsageResult(True, wanted, remaining(records, now, hold.meter),
+                                     replayed=True, meter=hold.meter), []
         if hold.status != "held":
             return hold, None, []
         if hold.expires_at <= now:
@@ -230,10 +254,10 @@ class UsageEngine:
         settled = _settled(hold, "committed", wanted, now)
         tx.save_hold(settled)
         self._ledger(tx, subject_ref, "committed", now, hold.allocations[0][0], 0, hold.id,
-                     f"hold committed for {wanted} units")
-        left = remaining(tx.lock_subject(subject_ref), now)
-        return settled, UsageResult(True, wanted, left), [
-            _consumed_event(subject_ref, wanted, left, hold.idempotency_key)]
+                     f"hold committed for {wanted} units", hold.meter)
+        left = remaining(tx.lock_subject(subject_ref), now, hold.meter)
+        return settled, UsageResult(True, wanted, left, meter=hold.meter), [
+            _consumed_event(subject_ref, wanted, left, hold.idempotency_key, hold.meter)]
 
     def release(self, tx: StoreTransaction, hold_id: str, subject_ref: str,
                 now: datetime) -> HoldRecord | None:
@@ -247,12 +271,14 @@ class UsageEngine:
         return settled
 
 
-def _replay(previous: UsageRecord, units: int) -> UsageResult:
-    if previous.units != units:
+def _replay(previous: UsageRecord, units: int, meter: str) -> UsageResult:
+    if previous.units != units or previous.meter != meter:
         raise IdempotencyConflict(
             f"idempotency key {previous.idempotency_key!r} was used for {previous.units} units"
+            + ("" if previous.meter == "units" else f" of {previous.meter!r}")
         )
-    return UsageResult(True, previous.units, previous.usage_remaining, replayed=True)
+    return UsageResult(True, previous.units, previous.usage_remaining, replayed=True,
+                       meter=previous.meter)
 
 
 def _settled(hold: HoldRecord, status: str, committed: int | None, now: datetime) -> HoldRecord:
@@ -272,6 +298,7 @@ def _tail(allocations: Allocation, units: int) -> Allocation:
     return tuple(back)
 
 
-def _consumed_event(subject_ref: str, units: int, left: int, key: str) -> ChangeEvent:
+def _consumed_event(subject_ref: str, units: int, left: int, key: str,
+                    meter: str) -> ChangeEvent:
     return usage_consumed(subject_ref=subject_ref, consumed=units, usage_remaining=left,
-                          idempotency_key=key)
+                          idempotency_key=key, meter=meter)

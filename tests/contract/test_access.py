@@ -29,7 +29,7 @@ def test_a_subject_without_entitlements_has_no_access(lz: Licenzy, subject: str)
     access = lz.customer_access(subject)
     assert not access
     assert access.to_dict() == {"subject_ref": subject, "has_access": False, "status": "none",
-                                "entitlements": []}
+                                "features": [], "entitlements": []}
     assert lz.entitlements(subject) == []
 
 
@@ -284,7 +284,7 @@ def test_to_dict_shapes_are_licenzys_json(lz: Licenzy, clock: FrozenClock,
     lz.grant(subject, "CREDITS_30D", reason="promo")
     body = lz.customer_access(subject).to_dict()
     assert json.loads(json.dumps(body)) == body
-    assert set(body) == {"subject_ref", "has_access", "status", "entitlements"}
+    assert set(body) == {"subject_ref", "has_access", "status", "features", "entitlements"}
     (ent,) = body["entitlements"]
     assert {"kind", "status", "available", "usage_remaining", "availability_reason",
             "expires_at", "id", "subject_ref", "product_code", "created_at",

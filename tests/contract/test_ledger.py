@@ -104,6 +104,6 @@ def test_ledger_is_per_subject_and_serialisable(lz: Licenzy, subject: str) -> No
     body = entry.to_dict()
     assert json.loads(json.dumps(body)) == body
     assert set(body) == {"id", "subject_ref", "entitlement_id", "action", "units_delta",
-                         "status", "source", "reason", "reference", "at"}
+                         "status", "source", "reason", "reference", "meter", "at"}
     assert body["at"] == "2026-03-01T12:00:00Z"
     assert (body["units_delta"], body["source"]) == (None, "admin")

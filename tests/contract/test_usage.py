@@ -86,7 +86,9 @@ def test_shortfall_consumes_nothing(lz: Licenzy, clock: FrozenClock, subject: st
     assert (err.value.requested, err.value.usage_remaining) == (151, 150)
     assert (err.value.code, err.value.status) == ("insufficient_usage", 409)
     assert err.value.to_dict() == {"error": "insufficient_usage", "message": str(err.value),
-                                   "requested": 151, "usage_remaining": 150}
+                                   "requested": 151, "usage_remaining": 150, "meter": "units",
+                                   "upgrade": [{"product_code": p.code, "kind": p.kind}
+                                               for p in lz.catalog if p.units is not None]}
     assert snapshot(lz, subject) == before
     assert events == []
 
@@ -173,7 +175,7 @@ def test_consumed_event_is_sent_once_after_commit(lz: Licenzy, subject: str) -> 
     event, left_then = seen[0]
     assert event.type == "usage.consumed"
     assert event.data == {"subject_ref": subject, "consumed": 10, "usage_remaining": 90,
-                          "idempotency_key": "req-1"}
+                          "idempotency_key": "req-1", "meter": "units"}
     assert left_then == 90
 
 

@@ -211,7 +211,8 @@ def test_access_route_answers_the_subjects_customer_access(http: Http, lz: Licen
     status, body = http.get("/billing/access", {})
     assert (status, body["error"]) == (401, "unauthenticated")
     assert http.get("/billing/access", {"X-User": "alice"}) == (200, {
-        "subject_ref": "alice", "has_access": False, "status": "none", "entitlements": []})
+        "subject_ref": "alice", "has_access": False, "status": "none", "features": [],
+        "entitlements": []})
     buy(lz, Delivery(http, lz), product="WEEK_PASS")
     status, body = http.get("/billing/access", {"X-User": "alice"})
     assert status == 200

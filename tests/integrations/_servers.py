@@ -110,13 +110,14 @@ def paid_access_over_http(client: httpx.Client, lz: Licenzy, login: Login) -> No
     """The scenario every server test runs. ``login(name)`` signs the client in and returns
     the subject_ref and any headers its POSTs need (Django's CSRF token).
 
-    Signed in as alice: nothing bought → 402/409; a signed webhook posted over HTTP grants
-    access; the decorated views answer; a metered call is charged once even when retried.
+    Signed in as alice: nothing bought → 402 (a metered view too: nothing to spend from); a
+    signed webhook posted over HTTP grants access; the decorated views answer; a metered
+    call is charged once even when retried.
     Then bob starts a checkout over HTTP, which is his whatever the body says."""
     assert client.get("/report").status_code == 401
     subject, headers = login("alice")
     assert client.get("/report").status_code == 402
-    assert client.post("/generate", headers=headers).status_code == 409
+    assert client.post("/generate", headers=headers).status_code == 402  # nothing to spend
     assert client.get("/billing/access").json()["has_access"] is False
 
     # The purchase: a session this process's simulator knows (the server's own simulator

@@ -19,10 +19,16 @@ WEBHOOK_SECRET = "whsec_integration_tests"
 
 def products() -> list[Product]:
     return [
-        Product("PRO_MONTHLY", kind="subscription", price="price_pro_monthly", units=1000),
+        Product("PRO_MONTHLY", kind="subscription", price="price_pro_monthly", units=1000,
+                features=("reports",)),
         Product("CREDITS_100", kind="usage_pack", price="price_credits_100", units=100),
         Product("WEEK_PASS", kind="time_pass", price="price_week_pass",
-                duration=timedelta(days=7)),
+                duration=timedelta(days=7), features=("reports",)),
+        # Features and meters (_features.py): a pack of two meters, a plan granting sso.
+        Product("API_PACK", kind="usage_pack", price="price_api_pack",
+                meters={"api_calls": 100, "exports": 5}),
+        Product("TEAM_MONTHLY", kind="subscription", price="price_team_monthly",
+                features=("reports", "sso"), meters={"api_calls": 1000}),
     ]
 
 

@@ -235,3 +235,35 @@ def migrate_together(barrier: Any, report: Any, url: str) -> str | None:
     barrier.wait(GUARD_S)
     return migrate(url)
 
+
+
+def spend_meter_until_empty(barrier: Any, report: Any, url: str, subject: str, meter: str,
+                            seed: int) -> tuple[str, list[tuple[int, int]],
+                                                list[tuple[int, int]]]:
+    """``spend_until_empty`` for one meter, on the catalog of several meters: returns the
+    meter with the successes and the refusals."""
+    from ..contract._meters import metered_catalog
+
+    lz = Licenzy(store=SQLAlchemyStore(url), products=metered_catalog(),
+                 clock=FrozenClock(START))
+    rng = random.Random(seed)
+    ok: list[tuple[int, int]] = []
+    refused: list[tuple[int, int]] = []
+    barrier.wait(GUARD_S)
+    try:
+        for i in range(10_000):
+            units = rng.randint(1, 5)
+            try:
+                result = lz.consume_usage(subject, units, idempotency_key=f"w{seed}-{i}",
+                                          meter=meter)
+            except InsufficientUsage as exc:
+                assert exc.meter == meter
+                refused.append((exc.requested, exc.usage_remaining))
+                if exc.usage_remaining == 0:
+                    break
+            else:
+                assert result.meter == meter
+                ok.append((result.consumed, result.usage_remaining))
+    finally:
+        lz.store.close()
+    return meter, ok, refused

@@ -6,6 +6,7 @@ code and from several processes at once; they keep to their own version table. T
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from licenzy_embed import Licenzy
+from licenzy_embed import IdempotencyConflict, Licenzy
 from licenzy_embed.stores import _sql_schema as schema
 from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore, alembic_config, migrate
 from licenzy_embed.testing import FrozenClock
@@ -165,3 +166,93 @@ def test_sql_output_can_go_to_a_stream() -> None:
     out = io.StringIO()
     assert migrate("postgresql+psycopg://nobody@127.0.0.1:1/x", sql=True, output=out) is None
     assert 'COLLATE "C"' in out.getvalue()  # byte-wise keys on PostgreSQL
+
+
+def test_a_database_at_0002_upgrades_to_meters_with_nothing_lost(empty_url: str) -> None:
+    """Rows written at revision 0002 (one pool of units per entitlement) answer the same
+    access checks and balances after 0003, now as meter ``units``; a hold taken before the
+    upgrade still commits, and a settled one stays settled."""
+    assert migrate(empty_url, "0002") == "0002"
+    t0 = START
+    ent = {"mode": "test", "kind": "usage_pack", "status": "active", "source": "stripe",
+           "created_at": t0, "updated_at": t0, "expires_at": None, "grace_until": None,
+           "prior_status": None, "period_key": "purchase", "quantity": 1,
+           "stripe_customer_id": None, "stripe_subscription_id": None,
+           "stripe_checkout_session_id": None, "stripe_payment_intent_id": None,
+           "access_open": True, "access_until": None, "requires_units": True}
+    rows = [
+        # a pack with 60 left of 100 (30 spent, 10 held), an exhausted pack, a metered
+        # subscription, an unmetered one and a time pass of another subject
+        ent | {"id": "ent_pack", "subject_ref": "alice", "product_code": "CREDITS_100",
+               "usage_remaining": 60, "units_granted": 100},
+        ent | {"id": "ent_empty", "subject_ref": "bob", "product_code": "CREDITS_100",
+               "usage_remaining": 0, "units_granted": 100},
+        ent | {"id": "ent_sub", "subject_ref": "carol", "product_code": "PRO_MONTHLY",
+               "kind": "subscription", "requires_units": False, "period_key": "1767225600",
+               "usage_remaining": 400, "units_granted": 1000},
+        ent | {"id": "ent_basic", "subject_ref": "dave", "product_code": "BASIC_MONTHLY",
+               "kind": "subscription", "requires_units": False, "period_key": None,
+               "usage_remaining": None, "units_granted": None},
+        ent | {"id": "ent_pass", "subject_ref": "erin", "product_code": "LIFETIME",
+               "kind": "time_pass", "requires_units": False,
+               "usage_remaining": None, "units_granted": None},
+    ]
+    hold = {"mode": "test", "subject_ref": "alice", "units": 10,
+            "allocations": '[["ent_pack", 10]]', "created_at": t0,
+            "expires_at": t0 + timedelta(minutes=5), "committed_units": None,
+            "settled_at": None}
+    engine = sa.create_engine(empty_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.table("licenzy_entitlements", *[sa.column(c) for c in rows[0]])
+                         .insert(), rows)
+            conn.execute(sa.table("licenzy_holds", *[sa.column(c) for c in hold | {
+                "id": "", "idempotency_key": "", "status": ""}]).insert(), [
+                hold | {"id": "hold_open", "idempotency_key": "job-1", "status": "held"},
+                hold | {"id": "hold_done", "idempotency_key": "job-0", "status": "committed",
+                        "committed_units": 10, "settled_at": t0}])
+            conn.execute(sa.table("licenzy_usage_records", *[sa.column(c) for c in (
+                "mode", "subject_ref", "idempotency_key", "units", "allocations",
+                "usage_remaining", "created_at")]).insert(), [{
+                    "mode": "test", "subject_ref": "alice", "idempotency_key": "spent",
+                    "units": 20, "allocations": '[["ent_pack", 20]]', "usage_remaining": 70,
+                    "created_at": t0}])
+            conn.execute(sa.table("licenzy_ledger", *[sa.column(c) for c in (
+                "id", "mode", "subject_ref", "action", "source", "reason", "at",
+                "entitlement_id", "units_delta", "status", "reference")]).insert(), [{
+                    "id": "led_1", "mode": "test", "subject_ref": "alice",
+                    "action": "consumed", "source": "runtime", "reason": "usage consumed",
+                    "at": t0, "entitlement_id": "ent_pack", "units_delta": -20,
+                    "status": None, "reference": "spent"}])
+    finally:
+        engine.dispose()
+
+    assert migrate(empty_url) == HEAD
+    assert differences(empty_url) == []
+    lz = workers.licenzy(empty_url, clock=FrozenClock(START + timedelta(minutes=1)))
+    try:
+        answers = {s: bool(lz.check_access(s)) for s in ("alice", "bob", "carol", "dave",
+                                                         "erin", "nobody")}
+        assert answers == {"alice": True, "bob": False, "carol": True, "dave": True,
+                           "erin": True, "nobody": False}
+        assert bool(lz.check_access("alice", "units")) and not lz.check_access("bob", "units")
+        meters = {e.id: (e.usage_remaining, e.meters)
+                  for s in ("alice", "bob", "carol", "dave", "erin") for e in lz.entitlements(s)}
+        assert meters == {"ent_pack": (60, {"units": 60}), "ent_empty": (0, {"units": 0}),
+                          "ent_sub": (400, {"units": 400}), "ent_basic": (None, {}),
+                          "ent_pass": (None, {})}
+        # The old key replays its first answer; the old hold commits (partly) and gives the
+        # rest back; the settled one is not settled again.
+        assert lz.consume_usage("alice", 20, idempotency_key="spent").replayed
+        with pytest.raises(IdempotencyConflict):
+            lz.consume_usage("alice", 21, idempotency_key="spent")
+        reservation = lz.get_reservation("hold_open")
+        assert reservation is not None and reservation.meter == "units"
+        assert reservation.commit(4).usage_remaining == 66
+        done = lz.get_reservation("hold_done")
+        assert done is not None and done.status == "committed"
+        assert lz.consume_usage("alice", 66, idempotency_key="rest").usage_remaining == 0
+        assert not lz.check_access("alice")
+        assert {e.meter for e in lz.ledger("alice")} == {"units"}
+    finally:
+        lz.store.close()

@@ -179,3 +179,44 @@ def test_a_licenzy_on_sqlite_keeps_its_state_across_a_restart(db_url: str) -> No
     assert second["ledger"] == [("granted", 100), ("consumed", -30), ("held", -20),
                                 ("released", 5), ("committed", 0), ("consumed", -5)]
     assert units_left(db_url, subject) == 50
+
+
+def test_processes_spending_two_meters_of_one_subject_at_once(db_url: str) -> None:
+    """Two processes drain api_calls while two drain exports of the same subject (the same
+    entitlement rows): each meter's spends form one chain down to zero, and neither meter
+    pays for the other."""
+    from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
+
+    from ..contract._meters import metered_catalog
+
+    lz = Licenzy(store=SQLAlchemyStore(db_url), products=metered_catalog(),
+                 clock=FrozenClock(START))
+    subject = "user_two_meters"
+    try:
+        lz.grant(subject, "TEAM_MONTHLY", reason="a", meters={"api_calls": 120,
+                                                              "exports": 60})
+        lz.grant(subject, "BUNDLE_PACK", reason="b")  # 100 api_calls, 10 exports
+        balances = {"api_calls": 220, "exports": 70}
+
+        outcomes = workers.run(workers.spend_meter_until_empty, [
+            (db_url, subject, meter, seed)
+            for seed, meter in enumerate(["api_calls", "exports", "api_calls", "exports"])])
+
+        for meter, balance in balances.items():
+            successes = [s for m, ok, _ in outcomes if m == meter for s in ok]
+            refusals = [r for m, _, refused in outcomes if m == meter for r in refused]
+            chain = [balance]
+            for consumed, left in sorted(successes, key=lambda s: -s[1]):
+                assert left == chain[-1] - consumed, (meter, chain[-5:], consumed, left)
+                chain.append(left)
+            assert chain[-1] == 0 and sum(c for c, _ in successes) == balance
+            for requested, left in refusals:
+                assert left in chain and left < requested, (meter, requested, left)
+            spent = [e.units_delta or 0 for e in lz.ledger(subject)
+                     if e.action == "consumed" and e.meter == meter]
+            assert -sum(spent) == balance
+        assert [dict(e.meters) for e in lz.entitlements(subject)] == [
+            {"api_calls": 0, "exports": 0}, {"api_calls": 0, "exports": 0}]
+        assert not lz.check_access(subject, "api_calls")
+    finally:
+        lz.store.close()

@@ -4,6 +4,10 @@ path fails here. Transaction control (BEGIN, COMMIT) is issued by the drivers an
 
 MariaDB has no ``UPDATE … RETURNING``, so each units change there reads the new value back:
 one statement more per entitlement touched.
+
+Meters (migration 0003) added, on purpose: one read of the meter rows wherever metered
+entitlements are loaded, one update of the entitlement's sum per units change, and the meter
+rows written with an entitlement. The access checks, plain or for a feature, stay one.
 """
 
 from __future__ import annotations
@@ -28,26 +32,29 @@ from ._workers import WEBHOOK_SECRET
 # that is one UPDATE more, outside the change's transaction).
 EXPECTED = {
     "check_access (allowed)": (1, 1, 1),
+    # A feature (here the meter "units" read as one): the same statement, narrowed to the
+    # products that list it or an EXISTS on the entitlement's meter.
+    "check_access (feature)": (1, 1, 1),
     # A denial (and every full read) first looks for the subject's expired holds; only when
     # there are some does it lock the subject's rows and release them.
     "check_access (denied: the expired-hold sweep runs too)": (2, 2, 2),
-    "entitlements": (2, 2, 2),
-    "customer_access": (2, 2, 2),
+    "entitlements": (3, 3, 3),
+    "customer_access": (3, 3, 3),
     "ledger": (1, 1, 1),
-    "grant": (3, 3, 3),
-    "consume_usage": (8, 8, 9),
-    "consume_usage (replayed key)": (2, 2, 2),
-    "reserve_usage": (8, 8, 9),
-    "Reservation.commit (partial)": (9, 9, 10),
-    "Reservation.release": (6, 6, 7),
-    "adjust_usage": (8, 8, 9),
+    "grant": (4, 4, 4),
+    "consume_usage": (11, 11, 12),
+    "consume_usage (replayed key)": (3, 3, 3),
+    "reserve_usage": (11, 11, 12),
+    "Reservation.commit (partial)": (13, 13, 14),
+    "Reservation.release": (9, 9, 10),
+    "adjust_usage": (13, 13, 14),
     "create_checkout_session": (6, 6, 6),
     # The event id, the attempt, the customer, the entitlement, its watermarks, the ledger
     # (webhooks.py decides these; update the number with a change that means to add one).
-    "handle_webhook (checkout.session.completed, usage pack)": (18, 18, 18),
+    "handle_webhook (checkout.session.completed, usage pack)": (21, 21, 21),
     "handle_webhook (duplicate)": (1, 1, 1),
     # With a callback registered: the grant, then one UPDATE marking its event delivered.
-    "grant (a callback registered)": (4, 4, 4),
+    "grant (a callback registered)": (5, 5, 5),
 }
 COLUMN = {"sqlite": 0, "postgres": 1, "mysql": 2}
 
@@ -79,6 +86,8 @@ def test_statements_per_operation(backend: str, open_licenzy: Callable[..., Lice
         pack = lz.grant("user_1", "CREDITS_100", reason="comp")
     with count("check_access (allowed)"):
         assert lz.check_access("user_1")
+    with count("check_access (feature)"):
+        assert lz.check_access("user_1", "units")
     with count("check_access (denied: the expired-hold sweep runs too)"):
         assert not lz.check_access("user_without_anything")
     with count("consume_usage"):
@@ -149,6 +158,54 @@ def test_the_access_check_is_one_indexed_query(backend: str,
     with lz.store.engine.connect() as conn:  # type: ignore[attr-defined]
         plan = _plan(conn, backend, statement, parameters)
     assert "ix_licenzy_entitlements_subject" in plan, plan
+
+
+# How each backend names the meters' primary key in a plan.
+METERS_KEY = {"sqlite": "sqlite_autoindex_licenzy_entitlement_meters_1",
+              "postgres": "pk_licenzy_entitlement_meters", "mysql": "PRIMARY"}
+
+
+def test_the_feature_check_is_one_indexed_query(backend: str, db_url: str) -> None:
+    """``check_access(subject, feature)``: the products listing the feature (from the
+    catalog) or an EXISTS on the entitlement's meter of that name, in the one statement of
+    the plain check, on the subject index and the meters' primary key."""
+    from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
+    from licenzy_embed.testing import FrozenClock
+
+    from ..conftest import START
+    from ..contract._meters import metered_catalog
+
+    lz = Licenzy(store=SQLAlchemyStore(db_url), products=metered_catalog(),
+                 clock=FrozenClock(START))
+    try:
+        for n in range(40):
+            lz.grant(f"user_{n}", "BUNDLE_PACK" if n % 2 else "STARTER_MONTHLY", reason="f")
+        with lz.store.engine.begin() as conn:  # type: ignore[attr-defined]
+            for table in ("licenzy_entitlements", "licenzy_entitlement_meters"):
+                conn.exec_driver_sql({"sqlite": "ANALYZE", "postgres": f"ANALYZE {table}",
+                                      "mysql": f"ANALYZE TABLE {table}"}[backend])
+        seen: list[tuple[str, Any]] = []
+        event.listen(lz.store.engine, "before_cursor_execute",  # type: ignore[attr-defined]
+                     lambda conn, cursor, statement, parameters, *_: seen.append(
+                         (statement, parameters)))
+        # "exports" is a meter no product lists as a feature: the EXISTS alone; "reports"
+        # is listed by three products: the IN alone (a name both listed and metered carries
+        # both, in the same one statement).
+        assert lz.check_access("user_7", "exports")
+        assert lz.check_access("user_8", "reports")
+        assert len(seen) == 2
+        # A denial adds only the expired-hold probe, as for the plain check.
+        assert not lz.check_access("user_8", "exports")
+        assert len(seen) == 4
+        checks = seen[:2]
+        seen.clear()
+        with lz.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            plans = [_plan(conn, backend, statement, parameters)
+                     for statement, parameters in checks]
+        assert all("ix_licenzy_entitlements_subject" in plan for plan in plans), plans
+        assert METERS_KEY[backend] in plans[0], plans[0]
+    finally:
+        lz.store.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

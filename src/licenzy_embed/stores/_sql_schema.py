@@ -111,6 +111,7 @@ SeqType = BigInteger().with_variant(Integer(), "sqlite")
 ID = 128  # our ids are ~36 characters; room for ids an app brings itself
 REF = 255  # subject refs, idempotency keys, Stripe ids
 MODE = 8
+METER = 64  # feature and meter names: [a-z0-9][a-z0-9_.:-]{0,63}
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -163,6 +164,22 @@ entitlements = Table(
     **MYSQL_OPTIONS,
 )
 
+# One balance per (entitlement, meter) (migration 0003). The entitlement row keeps their sum in
+# ``usage_remaining`` (and of the grants in ``units_granted``), written in the same
+# transaction, so that "a pack is available while any meter has units" stays one indexed read
+# of the entitlements table; a feature check that names a meter adds an EXISTS on this
+# table's primary key.
+entitlement_meters = Table(
+    "licenzy_entitlement_meters", metadata,
+    Column("entitlement_id", Key(ID), nullable=False),
+    _mode(),
+    Column("meter", Key(METER), nullable=False),
+    Column("usage_remaining", BigInteger(), nullable=False),
+    Column("units_granted", BigInteger(), nullable=True),
+    PrimaryKeyConstraint("entitlement_id", "meter", name="pk_licenzy_entitlement_meters"),
+    **MYSQL_OPTIONS,
+)
+
 ledger = Table(
     "licenzy_ledger", metadata,
     # Insertion order is the ledger's order: several entries of one transaction share ``at``.
@@ -178,6 +195,7 @@ ledger = Table(
     Column("units_delta", BigInteger(), nullable=True),
     Column("status", String(32), nullable=True),
     Column("reference", Text(), nullable=True),
+    Column("meter", String(METER), nullable=True),  # migration 0003
     PrimaryKeyConstraint("seq", name="pk_licenzy_ledger"),
     UniqueConstraint("id", name="uq_licenzy_ledger_id"),
     Index("ix_licenzy_ledger_subject", "mode", "subject_ref", "seq"),
@@ -193,6 +211,7 @@ usage_records = Table(
     Column("allocations", Text(), nullable=False),  # JSON [[entitlement_id, units], ...]
     Column("usage_remaining", BigInteger(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("meter", String(METER), nullable=False, server_default="units"),  # migration 0003
     PrimaryKeyConstraint("mode", "subject_ref", "idempotency_key",
                          name="pk_licenzy_usage_records"),
     **MYSQL_OPTIONS,
@@ -211,6 +230,7 @@ holds = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("committed_units", BigInteger(), nullable=True),
     Column("settled_at", UTCDateTime(), nullable=True),
+    Column("meter", String(METER), nullable=False, server_default="units"),  # migration 0003
     PrimaryKeyConstraint("id", name="pk_licenzy_holds"),
     UniqueConstraint("mode", "subject_ref", "idempotency_key", name="uq_licenzy_holds_key"),
     Index("ix_licenzy_holds_expiry", "mode", "status", "expires_at"),

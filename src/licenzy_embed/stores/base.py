@@ -25,7 +25,7 @@ store:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -79,8 +79,11 @@ class StoreTransaction(Protocol):
     def save_entitlement(self, record: EntitlementRecord) -> None:
         """Write every column of an existing entitlement (matched by id)."""
 
-    def adjust_units(self, entitlement_id: str, delta: int, now: datetime) -> int:
-        """Add ``delta`` to usage_remaining, conditionally; return the new value."""
+    def adjust_units(self, entitlement_id: str, delta: int, now: datetime,
+                     meter: str = "units") -> int:
+        """Add ``delta`` to the entitlement's balance of ``meter`` (and so to its
+        usage_remaining, their sum), conditionally; return the meter's new balance. A meter
+        the entitlement does not carry is a ``UnitsConflict``."""
 
     def add_ledger(self, entry: LedgerEntry) -> None: ...
 
@@ -143,6 +146,12 @@ class Store(Protocol):
 
     def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
         """Is any of the subject's entitlements available at ``now``? One indexed lookup."""
+
+    def has_feature(self, mode: str, subject_ref: str, now: datetime,
+                    product_codes: Collection[str], meter: str | None) -> bool:
+        """Is one of the subject's entitlements available at ``now`` whose product is one of
+        ``product_codes`` (those listing the feature), or which has units left of ``meter``?
+        One indexed lookup, like ``has_access``."""
 
     def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
         """The subject's entitlements, oldest first (created_at, id)."""

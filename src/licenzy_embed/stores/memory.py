@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -153,16 +153,16 @@ class _MemoryTransaction:
             raise KeyError(record.id)
         self._put(self._t.entitlements, key, record)
 
-    def adjust_units(self, entitlement_id: str, delta: int, now: datetime) -> int:
+    def adjust_units(self, entitlement_id: str, delta: int, now: datetime,
+                     meter: str = "units") -> int:
         key = (self.mode, entitlement_id)
         record = self._t.entitlements[key]
-        if record.usage_remaining is None or record.usage_remaining + delta < 0:
+        if meter not in record.balances or record.balances[meter] + delta < 0:
             raise UnitsConflict(entitlement_id)
-        updated = dataclasses.replace(
-            record, usage_remaining=record.usage_remaining + delta, updated_at=now
-        )
+        balances = {**record.balances, meter: record.balances[meter] + delta}
+        updated = dataclasses.replace(record, balances=balances, updated_at=now)
         self._put(self._t.entitlements, key, updated)
-        return updated.usage_remaining  # type: ignore[return-value]
+        return balances[meter]
 
     def add_ledger(self, entry: LedgerEntry) -> None:
         self._append(self._t.ledger, (self.mode, entry.subject_ref), entry)
@@ -328,6 +328,20 @@ class InMemoryStore:
                 for i in ids:  # a plain loop: a generator costs more than the walk itself
                     if ents[(mode, i)].is_available(now):
                         return True
+            return False
+
+    def has_feature(self, mode: str, subject_ref: str, now: datetime,
+                    product_codes: Collection[str], meter: str | None) -> bool:
+        self._check()
+        with self._lock:
+            ents = self._tables.entitlements
+            for i in self._tables.by_subject.get((mode, subject_ref), ()):
+                record = ents[(mode, i)]
+                if record.is_available(now) and (
+                    record.product_code in product_codes
+                    or (meter is not None and record.balances.get(meter, 0) > 0)
+                ):
+                    return True
             return False
 
     def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:

@@ -52,7 +52,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -480,14 +480,49 @@ def _values(record: Any) -> dict[str, Any]:
     values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
     if "allocations" in values:
         values["allocations"] = _allocations_json(values["allocations"])
+    # An entitlement's meters are rows of their own table (``_meter_rows``).
+    values.pop("balances", None)
+    values.pop("grants", None)
     return values
 
 
-def _entitlement(row: Mapping[Any, Any]) -> EntitlementRecord:
+def _meter_rows(record: EntitlementRecord, mode: str) -> list[dict[str, Any]]:
+    return [{"entitlement_id": record.id, "mode": mode, "meter": meter,
+             "usage_remaining": record.balances.get(meter, 0),
+             "units_granted": record.grants.get(meter)}
+            for meter in dict.fromkeys([*record.grants, *record.balances])]
+
+
+def _entitlement(row: Mapping[Any, Any],
+                 meters: Mapping[str, list[Mapping[Any, Any]]] | None = None) -> EntitlementRecord:
     values = dict(row)
     values["access_open"] = bool(values["access_open"])
     values["requires_units"] = bool(values["requires_units"])
-    return EntitlementRecord(**values)
+    balances: dict[str, int] = {}
+    grants: dict[str, int] = {}
+    for m in (meters or {}).get(values["id"], ()):
+        balances[m["meter"]] = int(m["usage_remaining"])
+        if m["units_granted"] is not None:
+            grants[m["meter"]] = int(m["units_granted"])
+    return EntitlementRecord(**values, balances=balances, grants=grants)
+
+
+def _meters_query(ids: list[str]) -> Executable:
+    return (sa.select(_METERS).where(_METERS.c.entitlement_id.in_(ids))
+            .order_by(_METERS.c.entitlement_id, _METERS.c.meter))
+
+
+def _grouped(rows: Iterable[Mapping[Any, Any]]) -> dict[str, list[Mapping[Any, Any]]]:
+    by_id: dict[str, list[Mapping[Any, Any]]] = {}
+    for row in rows:
+        by_id.setdefault(row["entitlement_id"], []).append(row)
+    return by_id
+
+
+def _metered_ids(rows: list[Mapping[Any, Any]]) -> list[str]:
+    """The rows whose entitlement has meters (``usage_remaining`` is their sum, None for
+    none): only those need the second read."""
+    return sorted(r["id"] for r in rows if r["usage_remaining"] is not None)
 
 
 def _hold(row: Mapping[Any, Any]) -> HoldRecord:
@@ -518,6 +553,7 @@ def _outbox(row: Mapping[Any, Any]) -> OutboxRecord:
 
 _ENT = schema.entitlements
 _HOLDS = schema.holds
+_METERS = schema.entitlement_meters
 _OUTBOX = schema.outbox
 
 # The hot path's statement, built once: constructing a SELECT's expression tree on every call
@@ -534,6 +570,20 @@ _HAS_ACCESS = (
     .limit(1)
 )
 _ENT_UPDATABLE = [c.name for c in _ENT.c if c.name not in ("id", "mode")]
+
+
+def _has_feature(codes: Collection[str], meter: str | None) -> Executable:
+    """``_HAS_ACCESS`` narrowed to entitlements whose product lists the feature (the codes
+    come from the catalog) or which have units of the meter of that name: still one
+    statement, on the subject index plus the meters' primary key."""
+    granted: list[sa.ColumnElement[bool]] = []
+    if codes:
+        granted.append(_ENT.c.product_code.in_(sorted(codes)))
+    if meter is not None:
+        granted.append(sa.exists().where(
+            _METERS.c.entitlement_id == _ENT.c.id, _METERS.c.meter == meter,
+            _METERS.c.usage_remaining > 0))
+    return _HAS_ACCESS.where(sa.or_(*granted) if granted else sa.false())
 
 
 # ---------------------------------------------------------------------------- transaction
@@ -593,17 +643,25 @@ class SQLTransaction:
                  .order_by(_ENT.c.created_at, _ENT.c.id))
         if held is None:
             query = query.with_for_update()
-        records = [_entitlement(r) for r in self._execute(query).mappings()]
+        records = self._with_meters(list(self._execute(query).mappings()))
         if held is None:
             self._locked[subject_ref] = {r.id for r in records}
         return records
+
+    def _with_meters(self, rows: list[Mapping[Any, Any]]) -> list[EntitlementRecord]:
+        """Records of entitlement rows, with their meters read in one more statement (none
+        when no row is metered). The entitlement rows are what is locked: every change to a
+        meter row is made under its entitlement's lock."""
+        ids = _metered_ids(rows)
+        meters = _grouped(self._execute(_meters_query(ids)).mappings()) if ids else {}
+        return [_entitlement(r, meters) for r in rows]
 
     def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
         row = self._execute(
             sa.select(_ENT).where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
             .with_for_update()
         ).mappings().first()
-        return None if row is None else _entitlement(row)
+        return None if row is None else self._with_meters([row])[0]
 
     def find_entitlements(self, *, stripe_subscription_id: str | None = None,
                           stripe_checkout_session_id: str | None = None,
@@ -623,10 +681,14 @@ class SQLTransaction:
             .order_by(_ENT.c.created_at, _ENT.c.id)
             .with_for_update()
         ).mappings()
-        return [_entitlement(r) for r in rows]
+        return self._with_meters(list(rows))
 
     def insert_entitlement(self, record: EntitlementRecord) -> None:
         self._insert(_ENT, _values(record) | {"mode": self.mode}, record.id)
+        meters = _meter_rows(record, self.mode)
+        if meters:
+            with _translated():
+                self._conn.execute(_METERS.insert(), meters)
         if record.subject_ref in self._locked:
             self._locked[record.subject_ref].add(record.id)  # our own row: locked too
 
@@ -638,25 +700,38 @@ class SQLTransaction:
         )
         if result.rowcount == 0:
             raise KeyError(record.id)
+        # The set of meters changes only with a plan change: rewrite them all, under the
+        # entitlement's row lock this transaction holds.
+        self._execute(_METERS.delete().where(_METERS.c.entitlement_id == record.id))
+        meters = _meter_rows(record, self.mode)
+        if meters:
+            with _translated():
+                self._conn.execute(_METERS.insert(), meters)
 
-    def adjust_units(self, entitlement_id: str, delta: int, now: datetime) -> int:
-        match = (self._in_mode(_ENT), _ENT.c.id == entitlement_id,
-                 _ENT.c.usage_remaining.is_not(None),
-                 _ENT.c.usage_remaining + delta >= 0)
-        update = _ENT.update().where(*match).values(
-            usage_remaining=_ENT.c.usage_remaining + delta, updated_at=now)
+    def adjust_units(self, entitlement_id: str, delta: int, now: datetime,
+                     meter: str = "units") -> int:
+        match = (self._in_mode(_METERS), _METERS.c.entitlement_id == entitlement_id,
+                 _METERS.c.meter == meter, _METERS.c.usage_remaining + delta >= 0)
+        update = _METERS.update().where(*match).values(
+            usage_remaining=_METERS.c.usage_remaining + delta)
+        value: int | None = None
         if self._conn.dialect.update_returning:
-            row = self._execute(update.returning(_ENT.c.usage_remaining)).first()
+            row = self._execute(update.returning(_METERS.c.usage_remaining)).first()
             if row is not None:
-                return int(row[0])
+                value = int(row[0])
         elif self._execute(update).rowcount == 1:
-            # MariaDB has no UPDATE … RETURNING; the row is locked by this transaction, so
-            # reading it back sees exactly what the update wrote.
-            value = self._execute(
-                sa.select(_ENT.c.usage_remaining)
-                .where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
-            ).scalar_one()
-            return int(value)
+            # MariaDB has no UPDATE … RETURNING; the row is ours (its entitlement is locked
+            # by this transaction), so reading it back sees exactly what the update wrote.
+            value = int(self._execute(
+                sa.select(_METERS.c.usage_remaining)
+                .where(_METERS.c.entitlement_id == entitlement_id, _METERS.c.meter == meter)
+            ).scalar_one())
+        if value is not None:
+            # The entitlement's sum of its meters, which the access check reads.
+            self._execute(_ENT.update().where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
+                          .values(usage_remaining=_ENT.c.usage_remaining + delta,
+                                  updated_at=now))
+            return value
         exists = self._execute(
             sa.select(_ENT.c.id).where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
         ).first()
@@ -952,16 +1027,27 @@ class SQLAlchemyStore:
         rows = self._read(_HAS_ACCESS, {"mode": mode, "subject_ref": subject_ref, "now": now})
         return bool(rows)
 
+    def has_feature(self, mode: str, subject_ref: str, now: datetime,
+                    product_codes: Collection[str], meter: str | None) -> bool:
+        rows = self._read(_has_feature(product_codes, meter),
+                          {"mode": mode, "subject_ref": subject_ref, "now": now})
+        return bool(rows)
+
+    def _read_with_meters(self, rows: list[Mapping[Any, Any]]) -> list[EntitlementRecord]:
+        ids = _metered_ids(rows)
+        meters = _grouped(self._read(_meters_query(ids))) if ids else {}
+        return [_entitlement(r, meters) for r in rows]
+
     def list_entitlements(self, mode: str, subject_ref: str) -> list[EntitlementRecord]:
         rows = self._read(
             sa.select(_ENT).where(_ENT.c.mode == mode, _ENT.c.subject_ref == subject_ref)
             .order_by(_ENT.c.created_at, _ENT.c.id))
-        return [_entitlement(r) for r in rows]
+        return self._read_with_meters(rows)
 
     def get_entitlement(self, mode: str, entitlement_id: str) -> EntitlementRecord | None:
         rows = self._read(sa.select(_ENT).where(_ENT.c.mode == mode,
                                                 _ENT.c.id == entitlement_id))
-        return _entitlement(rows[0]) if rows else None
+        return self._read_with_meters(rows)[0] if rows else None
 
     def list_ledger(self, mode: str, subject_ref: str) -> list[LedgerEntry]:
         t = schema.ledger

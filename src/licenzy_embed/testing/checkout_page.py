@@ -177,9 +177,13 @@ class LocalCheckout:
             amount += f" every {self.simulator.period.days} days"
         details = [f"<dt>Product</dt><dd class=product>{html.escape(product.code)}</dd>",
                    f"<dt>Amount</dt><dd class=amount>{html.escape(amount)}</dd>"]
-        if product.units is not None:
-            per = " per period" if product.kind == "subscription" else ""
-            details.append(f"<dt>Units</dt><dd>{product.units}{per}</dd>")
+        per = " per period" if product.kind == "subscription" else ""
+        for meter, count in product.meters.items():
+            name = "Units" if meter == "units" else html.escape(meter)
+            details.append(f"<dt>{name}</dt><dd>{count}{per}</dd>")
+        if product.features:
+            shown = ", ".join(html.escape(f) for f in product.features)
+            details.append(f"<dt>Features</dt><dd>{shown}</dd>")
         if product.duration is not None:
             details.append(f"<dt>Lasts</dt><dd>{product.duration.days} days</dd>")
         body = f"<dl>{''.join(details)}</dl>"

@@ -52,7 +52,8 @@ class Target:
     record: EntitlementRecord
     is_new: bool
     original: EntitlementRecord  # as read (or as inserted): what the flush compares against
-    ledger: list[tuple[str, str, int | None]] = field(default_factory=list)
+    # (action, reason, units_delta, meter) of each ledger entry the event writes
+    ledger: list[tuple[str, str, int | None, str | None]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -147,38 +148,41 @@ class Context:
                    customer: str | None, subscription: str | None = None,
                    session: str | None = None, payment_intent: str | None = None,
                    quantity: int = 1) -> EntitlementRecord:
+        # Every meter starts at zero: a subscription's units come with the period grant of a
+        # paid invoice (the $0 trial invoice too), once per period; a pack's when it is paid,
+        # each meter times the quantity bought.
         if product.kind == "subscription":
-            # No units until a period is paid: the period grant of a paid invoice (the $0
-            # trial invoice too) gives them, once per period.
-            usage = None if product.units is None else 0
-            status, granted = INCOMPLETE, product.units
+            status, granted = INCOMPLETE, dict(product.meters)
         elif product.kind == "usage_pack":
-            granted = (product.units or 0) * quantity
-            status, usage = PENDING, 0
+            status = PENDING
+            granted = {meter: count * quantity for meter, count in product.meters.items()}
         else:
-            status, usage, granted = PENDING, None, None
+            status, granted = PENDING, {}
         return derive_access(EntitlementRecord(
             id=entitlement_id(self.mode, purchase), mode=self.mode, subject_ref=subject_ref,
             product_code=product.code, kind=product.kind, status=status, source="stripe",
-            created_at=self.now, updated_at=self.now, usage_remaining=usage,
-            units_granted=granted, quantity=quantity, stripe_customer_id=customer,
+            created_at=self.now, updated_at=self.now, balances=dict.fromkeys(granted, 0),
+            grants=granted, quantity=quantity, stripe_customer_id=customer,
             stripe_subscription_id=subscription, stripe_checkout_session_id=session,
             stripe_payment_intent_id=payment_intent,
         ))
 
     def change(self, target: Target, action: str | None, reason: str,
-               units_delta: int | None = None, **changes: Any) -> None:
+               units_delta: int | None = None, meter: str | None = None,
+               **changes: Any) -> None:
         """Change the entitlement; ``action`` names its ledger entry (None: bookkeeping that
-        support has no use for, such as which payment is the current one)."""
+        support has no use for, such as which payment is the current one), ``meter`` the
+        meter its ``units_delta`` is of."""
         target.record = target.record.evolve(self.now, **changes)
         if action is not None:
-            target.ledger.append((action, reason, units_delta))
+            target.ledger.append((action, reason, units_delta, meter))
 
     def announce(self, event: ChangeEvent) -> None:
         self.events.append(event)
 
     def view(self, target: Target) -> Entitlement:
-        return Entitlement.at(target.record, self.now)
+        product = self.catalog.by_code(target.record.product_code)
+        return Entitlement.at(target.record, self.now, product.features if product else ())
 
     def flush(self) -> None:
         for target in self.targets.values():
@@ -187,14 +191,18 @@ class Context:
             if record != target.original:
                 self.tx.save_entitlement(record)
             if target.is_new:
-                # One entry for the whole creation, with what it ended up as.
-                entries = [("granted", f"{self.ev.type}: {record.product_code} recorded, "
-                            f"status {record.status}", record.usage_remaining)]
-            for action, reason, delta in entries:
+                # One entry for the whole creation (one per meter), with what it ended up as.
+                recorded = (f"{self.ev.type}: {record.product_code} recorded, "
+                            f"status {record.status}")
+                entries = [("granted", recorded, left, meter)
+                           for meter, left in record.balances.items()
+                           ] or [("granted", recorded, None, None)]
+            for action, reason, delta, meter in entries:
                 self.tx.add_ledger(LedgerEntry.new(
                     mode=self.mode, subject_ref=record.subject_ref, action=action,
                     source="stripe", reason=reason, at=self.now, entitlement_id=record.id,
                     units_delta=delta, status=record.status, reference=self.ev.id,
+                    meter=meter,
                 ))
             if not target.is_new and record == target.original:
                 continue  # recorded (a partial refund), but nothing changed to announce

@@ -151,12 +151,16 @@ def grant_purchase(ctx: Context, target: Target, paid_at: datetime) -> None:
     duration = product.duration if product is not None else None
     expires = paid_at + duration if duration is not None else None
     if record.kind == "usage_pack":
-        units = record.units_granted or 0
-        if record.status == REFUNDED:
-            units = 0  # paid and refunded before we heard of the payment
-        ctx.change(target, "granted", f"{ctx.ev.type}: {units} units paid for",
-                   units_delta=units, usage_remaining=units, period_key="purchase",
-                   expires_at=expires)
+        # Each meter of the pack, as granted (the product's count times the quantity); none
+        # when it was paid and refunded before we heard of the payment.
+        paid = {meter: 0 if record.status == REFUNDED else count
+                for meter, count in record.grants.items()}
+        ctx.change(target, None, "purchase paid", period_key="purchase", expires_at=expires)
+        for meter, units in paid.items():
+            what = "units" if meter == "units" else f"units of {meter}"
+            ctx.change(target, "granted", f"{ctx.ev.type}: {units} {what} paid for",
+                       units_delta=units - target.record.remaining(meter), meter=meter,
+                       balances={**target.record.balances, meter: units})
     else:
         ctx.change(target, "granted", f"{ctx.ev.type}: pass paid for",
                    period_key="purchase", expires_at=expires)
@@ -182,20 +186,25 @@ def grant_period(ctx: Context, target: Target, start: int | None) -> None:
         int(record.period_key) >= start
     ):
         return
-    if record.units_granted is None:
+    if not record.grants:
         ctx.change(target, "updated", f"{ctx.ev.type}: period paid", period_key=str(start))
         return
     # Units held by requests still in flight come back to this entitlement when those holds
-    # settle; the new period's balance leaves room for them instead of handing them out
-    # twice (the entitlement row is locked, so no hold settles meanwhile).
-    held = sum(units for hold in ctx.tx.open_holds(record.subject_ref)
-               for entitlement_id, units in hold.allocations if entitlement_id == record.id)
-    fresh = max(record.units_granted - held, 0)
-    ctx.change(target, "units_reset",
-               f"{ctx.ev.type}: {record.units_granted} units for the paid period"
-               + (f", {held} of them held by requests in flight" if held else ""),
-               units_delta=fresh - (record.usage_remaining or 0), usage_remaining=fresh,
-               period_key=str(start))
+    # settle; the new period's balance of each meter leaves room for them instead of handing
+    # them out twice (the entitlement row is locked, so no hold settles meanwhile).
+    open_holds = ctx.tx.open_holds(record.subject_ref)
+    ctx.change(target, None, "period paid", period_key=str(start))
+    for meter, granted in record.grants.items():
+        held = sum(units for hold in open_holds if hold.meter == meter
+                   for entitlement_id, units in hold.allocations
+                   if entitlement_id == record.id)
+        fresh = max(granted - held, 0)
+        what = "units" if meter == "units" else f"units of {meter}"
+        ctx.change(target, "units_reset",
+                   f"{ctx.ev.type}: {granted} {what} for the paid period"
+                   + (f", {held} of them held by requests in flight" if held else ""),
+                   units_delta=fresh - target.record.remaining(meter), meter=meter,
+                   balances={**target.record.balances, meter: fresh})
 
 
 # ---------------------------------------------------------------------------- payment facts
@@ -270,8 +279,12 @@ def set_overlay(ctx: Context, target: Target, state: str | None, since: int | No
         record = target.record
         ended = time(refunded_at)
         if record.kind == "usage_pack" and record.usage_remaining:
-            ctx.change(target, "refunded", f"{ctx.ev.type}: refunded units removed",
-                       units_delta=-record.usage_remaining, usage_remaining=0)
+            # A full refund zeroes every meter of the pack: its units went back with the money.
+            for meter, left in record.balances.items():
+                if left:
+                    ctx.change(target, "refunded", f"{ctx.ev.type}: refunded units removed",
+                               units_delta=-left, meter=meter,
+                               balances={**target.record.balances, meter: 0})
         elif record.kind == "time_pass" and (record.expires_at is None
                                              or record.expires_at > ended):
             ctx.change(target, "refunded", f"{ctx.ev.type}: pass ended by refund",

@@ -84,7 +84,7 @@ def partial(ctx: Context, refund: Refund) -> None:
              "nothing; charge.refunded tells a full one")
     if target is not None:
         target.ledger.append(("refund_recorded", f"{ctx.ev.type}: refund recorded, "
-                              "entitlement unchanged", None))
+                              "entitlement unchanged", None, None))
 
 
 def dispute_created(ctx: Context, dispute: Dispute) -> None:

@@ -106,11 +106,11 @@ def plan(ctx: Context, target: Target, product: Product | None, quantity: int) -
     ctx.advance(key, ctx.ev.order)
     if (record.product_code, record.quantity) == (product.code, quantity):
         return
-    usage = record.usage_remaining
-    if product.units is None:
-        usage = None
-    elif usage is None:
-        usage = product.units
+    # Each meter of the new plan keeps what is left of it (a meter new to the subject starts
+    # with the plan's count, as a metered plan over an unmetered one always did); a meter the
+    # new plan lacks goes. The next paid period resets them all.
+    balances = {meter: record.balances.get(meter, count)
+                for meter, count in product.meters.items()}
     ctx.change(target, "updated", f"{ctx.ev.type}: plan {product.code}",
-               product_code=product.code, units_granted=product.units,
-               usage_remaining=usage, quantity=quantity)
+               product_code=product.code, grants=dict(product.meters), balances=balances,
+               usage_remaining=None, units_granted=None, quantity=quantity)

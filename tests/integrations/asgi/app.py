@@ -82,6 +82,27 @@ def sync_slow(request: Request) -> Response:
     return JSONResponse({"done": "too late"})
 
 
+@requires_access("reports")
+def feature_reports(request: Request) -> Response:
+    return JSONResponse({"feature": "reports"})
+
+
+@requires_access(feature="sso")
+async def feature_sso(request: Request) -> Response:
+    return JSONResponse({"feature": "sso"})
+
+
+@consumes_usage(10, meter="api_calls")
+async def feature_api(request: Request) -> Response:
+    hold = request.state.licenzy_reservation
+    return JSONResponse({"hold": hold.units, "meter": hold.meter})
+
+
+@consumes_usage(1, meter="api_cals")
+def feature_typo(request: Request) -> Response:
+    return JSONResponse({"ran": True})
+
+
 def create_app(lz: Licenzy, **options: Any) -> Starlette:
     options.setdefault("subject_resolver", header_subject)
     billing = LicenzyASGI(lz, **options)
@@ -99,6 +120,10 @@ def create_app(lz: Licenzy, **options: Any) -> Starlette:
         Route("/async/redirect", async_redirect, methods=["POST"]),
         Route("/async/slow", async_slow, methods=["POST"]),
         Route("/sync/slow", sync_slow, methods=["POST"]),
+        Route("/features/reports", feature_reports),
+        Route("/features/sso", feature_sso),
+        Route("/features/api", feature_api, methods=["POST"]),
+        Route("/features/typo", feature_typo, methods=["POST"]),
     ])
     app.state.licenzy = billing
     return app

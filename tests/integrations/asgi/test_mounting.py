@@ -78,7 +78,8 @@ def test_mounted_under_another_prefix_beside_the_apps_routes() -> None:
         assert client.get("/api/v2/payments/access").status_code == 401
         client.post("/login", params={"user": "u-17"})
         assert client.get("/api/v2/payments/access").json() == {
-            "subject_ref": "u-17", "has_access": False, "status": "none", "entitlements": []}
+            "subject_ref": "u-17", "has_access": False, "status": "none", "features": [],
+            "entitlements": []}
         assert client.get("/reports/latest").status_code == 402
         lz.grant("u-17", "WEEK_PASS", reason="test")
         assert client.get("/api/v2/payments/access").json()["has_access"] is True

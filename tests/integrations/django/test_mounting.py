@@ -43,7 +43,7 @@ def test_mounted_under_another_prefix_beside_the_apps_routes(lz: Licenzy) -> Non
         bob = str(User.objects.get(username="bob").pk)
         body = client.get("/api/v2/payments/access").json()
         assert body == {"subject_ref": bob, "has_access": False, "status": "none",
-                        "entitlements": []}
+                        "features": [], "entitlements": []}
         assert client.get("/sync/report").status_code == 402
         lz.grant(bob, "WEEK_PASS", reason="test")
         assert client.get("/api/v2/payments/access").json()["has_access"] is True

@@ -14,6 +14,7 @@ from django.test.utils import override_settings
 
 from licenzy_embed import Licenzy
 
+from .._features import *  # noqa: F403 - the shared feature and meter tests
 from .._routes import *  # noqa: F403 - the shared route tests
 
 

@@ -19,6 +19,10 @@ urlpatterns = [
     path("sync/redirect", views.sync_redirect),
     path("sync/slow", views.sync_slow),
     path("async/slow", views.async_slow),
+    path("features/reports", views.feature_reports),
+    path("features/sso", views.feature_sso),
+    path("features/api", views.feature_api),
+    path("features/typo", views.feature_typo),
     path("csrf", views.csrf),
     path("app/post", views.app_post),
 ]

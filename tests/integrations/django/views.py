@@ -72,6 +72,27 @@ async def async_slow(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"done": "too late"})
 
 
+@requires_access("reports")
+def feature_reports(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"feature": "reports"})
+
+
+@requires_access(feature="sso")
+async def feature_sso(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"feature": "sso"})
+
+
+@consumes_usage(10, meter="api_calls")
+def feature_api(request: HttpRequest) -> HttpResponse:
+    hold = request.licenzy_reservation  # type: ignore[attr-defined]
+    return JsonResponse({"hold": hold.units, "meter": hold.meter})
+
+
+@consumes_usage(1, meter="api_cals")
+def feature_typo(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"ran": True})
+
+
 @method_decorator(requires_access, name="dispatch")
 class ReportView(View):
     def get(self, request: HttpRequest) -> HttpResponse:

@@ -99,6 +99,27 @@ def create_app(lz: Licenzy, **limits: int) -> FastAPI:
         lz.clock.advance(minutes=10)  # type: ignore[attr-defined]
         return {"done": "too late"}
 
+    reports = require_access(billing, "reports")
+    sso = require_access(billing, feature="sso")
+    api_calls = consume_usage(billing, 10, meter="api_calls")
+    typo = consume_usage(billing, 1, meter="api_cals")
+
+    @app.get("/features/reports")
+    def feature_reports(subject: str = Depends(reports)) -> dict[str, Any]:
+        return {"feature": "reports"}
+
+    @app.get("/features/sso")
+    async def feature_sso(subject: str = Depends(sso)) -> dict[str, Any]:
+        return {"feature": "sso"}
+
+    @app.post("/features/api")
+    async def feature_api(hold: Reservation = Depends(api_calls)) -> dict[str, Any]:
+        return {"hold": hold.units, "meter": hold.meter}
+
+    @app.post("/features/typo")
+    def feature_typo(hold: Reservation = Depends(typo)) -> dict[str, Any]:
+        return {"ran": True}
+
     async def token_subject(authorization: str | None = Header(default=None)) -> str | None:
         """A subject from a FastAPI dependency, as an OAuth2 scheme would give it."""
         if authorization and authorization.startswith("Bearer user:"):

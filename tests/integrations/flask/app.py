@@ -100,6 +100,27 @@ def create_app(lz: Licenzy, **options: Any) -> Flask:
         lz.clock.advance(minutes=10)  # type: ignore[attr-defined]  # past the hold's TTL
         return {"done": "too late"}
 
+    @app.get("/features/reports")
+    @requires_access("reports")
+    def feature_reports() -> dict[str, Any]:
+        return {"feature": "reports"}
+
+    @app.get("/features/sso")
+    @requires_access(feature="sso")
+    async def feature_sso() -> dict[str, Any]:
+        return {"feature": "sso"}
+
+    @app.post("/features/api")
+    @consumes_usage(10, meter="api_calls")
+    def feature_api() -> dict[str, Any]:
+        hold = g.licenzy_reservation
+        return {"hold": hold.units, "meter": hold.meter}
+
+    @app.post("/features/typo")
+    @consumes_usage(1, meter="api_cals")
+    def feature_typo() -> dict[str, Any]:
+        return {"ran": True}
+
     @app.route("/sync/guarded-preflight", methods=["GET", "OPTIONS"])
     @requires_access
     @consumes_usage(10)

@@ -65,7 +65,7 @@ def test_mounted_under_the_configured_prefix_beside_the_apps_routes() -> None:
     response = client.get("/api/v2/payments/access")
     assert response.status_code == 200
     assert response.json == {"subject_ref": "u-17", "has_access": False, "status": "none",
-                             "entitlements": []}
+                             "features": [], "entitlements": []}
     assert client.get("/reports/latest").status_code == 402
 
     lz.grant("u-17", "WEEK_PASS", reason="test")

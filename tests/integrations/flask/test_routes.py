@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from .._features import *  # noqa: F403 - the shared feature and meter tests
 from .._routes import *  # noqa: F403 - the shared route tests
 
 

@@ -2,7 +2,7 @@
 commit and retried until every callback took them.
 
 Revision ID: 0004
-Revises: 0002 (re-chained onto 0003 at merge)
+Revises: 0003 (meters)
 Create Date: 2026-12-01
 
 Until now change events lived in memory between a commit and their callbacks, so a process
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
