@@ -248,9 +248,9 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
-        self._reset()
+        self.after_fork()
 
-    def _reset(self) -> None:
+    def after_fork(self) -> None:
         # Also in a forked child (a pre-forking server): the parent's thread and lock state
         # do not carry over, and the child's connections are its own.
         self._cond = threading.Condition()
@@ -309,7 +309,7 @@ def _shut(fd: int) -> None:
 
 _WATCHDOG = _Watchdog()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_WATCHDOG._reset)
+    os.register_at_fork(after_in_child=_WATCHDOG.after_fork)
 _WATCHED_CLASSES: dict[float, Any] = {}
 
 
