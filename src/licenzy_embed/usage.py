@@ -52,7 +52,8 @@ class UsageResult:
         return self.ok
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "consumed": self.consumed, "usage_remaining": self.usage_remaining}
+        return {"ok": self.ok, "consumed": self.consumed, "usage_remaining": self.usage_remaining,
+                "meter": self.meter}
 
 
 @dataclass

@@ -108,6 +108,9 @@ def test_each_meter_is_spent_in_the_order_of_section_4(mlz: Licenzy, clock: Froz
     # exports: the oldest carrying it pays; api_calls are not touched.
     result = mlz.consume_usage(subject, 55, idempotency_key="2", meter="exports")
     assert (result.usage_remaining, result.meter) == (5, "exports")
+    # The JSON a metered view answers says which meter that total is of.
+    assert result.to_dict() == {"ok": True, "consumed": 55, "usage_remaining": 5,
+                                "meter": "exports"}
     assert meters_of(mlz, subject) == {
         team.id: {"api_calls": 990, "exports": 0}, week.id: {"api_calls": 0},
         bundle.id: {"api_calls": 100, "exports": 5}}
