@@ -89,6 +89,7 @@ class Reservation:
             "units": self.units,
             "status": self.status,
             "committed_units": self.committed_units,
+            "meter": self.meter,
             "expires_at": iso(self.expires_at),
         }
 

@@ -172,7 +172,7 @@ def test_holds_per_meter_commit_in_part_and_release(mlz: Licenzy, clock: FrozenC
                                                     subject: str) -> None:
     team = mlz.grant(subject, "TEAM_MONTHLY", reason="a")
     hold = mlz.reserve_usage(subject, 40, idempotency_key="h1", meter="exports")
-    assert hold.meter == "exports"
+    assert hold.meter == "exports" and hold.to_dict()["meter"] == "exports"
     other = mlz.reserve_usage(subject, 100, idempotency_key="h2", meter="api_calls")
     assert meters_of(mlz, subject) == {team.id: {"api_calls": 900, "exports": 10}}
     result = hold.commit(25)
