@@ -39,7 +39,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from licenzy_embed.errors import AccessDenied, LicenzyError, Unauthenticated
-from licenzy_embed.events import ChangeEvent
+from licenzy_embed.events import LISTENING, ChangeEvent
 from licenzy_embed.licenzy import Licenzy
 from licenzy_embed.usage import Reservation
 
@@ -118,6 +118,9 @@ def _bridge(lz: Licenzy) -> None:
     def send_change_event(event: ChangeEvent) -> None:
         change_event.send(lz, event=event)
 
+    # No receiver connected (they may live in another process): not a listener, so the
+    # outbox keeps the events pending instead of marking them delivered to nobody.
+    setattr(send_change_event, LISTENING, lambda: change_event.has_receivers_for(lz))
     lz.on("*", send_change_event)
 
 

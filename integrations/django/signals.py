@@ -21,7 +21,7 @@ import weakref
 
 from django.dispatch import Signal
 
-from licenzy_embed.events import ChangeEvent
+from licenzy_embed.events import LISTENING, ChangeEvent
 from licenzy_embed.licenzy import Licenzy
 
 change_event = Signal()
@@ -37,4 +37,7 @@ def bridge(lz: Licenzy) -> None:
     def send_change_event(event: ChangeEvent) -> None:
         change_event.send(sender=lz, event=event)
 
+    # No receiver connected (they may live in another process): not a listener, so the
+    # outbox keeps the events pending instead of marking them delivered to nobody.
+    setattr(send_change_event, LISTENING, lambda: change_event.has_listeners(lz))
     lz.on("*", send_change_event)

@@ -51,6 +51,15 @@ class ChangeEvent:
 
 
 Callback = Callable[[ChangeEvent], Any]
+# A callback that forwards to another dispatcher (Django's signal, blinker) sets this
+# attribute to a function telling whether anyone is connected there. While nobody is, it
+# counts as not registered: the events wait, pending, rather than go to no one.
+LISTENING = "licenzy_listening"
+
+
+def listening(callback: Callback) -> bool:
+    check = getattr(callback, LISTENING, None)
+    return check is None or bool(check())
 
 
 def entitlement_updated(view: Entitlement, *, source: str,
@@ -114,14 +123,15 @@ class EventBus:
         self._seen: dict[str, int] = defaultdict(int)
 
     def __bool__(self) -> bool:
-        return any(self._callbacks.values())
+        return any(listening(c) for callbacks in self._callbacks.values() for c in callbacks)
 
     def receivers(self, event_type: str) -> list[tuple[str, Callback]]:
         """The callbacks of ``event_type`` (its own, then ``*``'s), each with its name."""
         found = []
         for registered in (event_type, "*"):
             for index, callback in enumerate(self._callbacks.get(registered, ())):
-                found.append((self._names[(registered, index)], callback))
+                if listening(callback):
+                    found.append((self._names[(registered, index)], callback))
         return found
 
     def on(self, event_type: str, callback: Callback) -> None:

@@ -173,7 +173,10 @@ class Outbox:
 
     def replay(self, record: OutboxRecord) -> Delivery:
         """Deliver one event again to every callback, whatever its state (``events
-        replay``); it is marked delivered when they all succeed."""
+        replay``); it is marked delivered when they all succeed. With no callbacks
+        registered it does nothing, as a sweep would: never delivered to no one."""
+        if not self.bus:
+            return Delivery()
         return self.deliver([replace(record, delivered_to=())])
 
     def deliver(self, records: list[OutboxRecord]) -> Delivery:

@@ -232,7 +232,7 @@ class Reconciler:
         read_at = int(self.lz.now().timestamp())
         return StripeEvent(id=f"lzclaim_{object_id}_{read_at}", type=kind, created=read_at,
                            livemode=live, obj=obj,
-                           object_id=stored_id(obj.get("id"), "object"))
+                           object_id=stored_id(obj.get("id"), "object"), claim=True)
 
     def _subjects(self, events: Iterable[dict[str, Any]]) -> set[str]:
         """Every subject the run could change, so that its access before is known: those of

@@ -52,7 +52,8 @@ class UsageResult:
         return self.ok
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "consumed": self.consumed, "usage_remaining": self.usage_remaining}
+        return {"ok": self.ok, "consumed": self.consumed, "usage_remaining": self.usage_remaining,
+                "meter": self.meter}
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Reservation:
             "units": self.units,
             "status": self.status,
             "committed_units": self.committed_units,
+            "meter": self.meter,
             "expires_at": iso(self.expires_at),
         }
 

@@ -17,6 +17,7 @@ from licenzy_embed.stores.sqlalchemy import SQLAlchemyStore
 from licenzy_embed.testing import FrozenClock
 
 from ..conftest import START, catalog
+from ..contract._meters import metered_catalog
 
 DATABASE_ENV = "LICENZY_CLI_TEST_DATABASE_URL"  # a SQLAlchemy URL, or "memory"
 STRIPE_URL_ENV = "LICENZY_CLI_TEST_STRIPE_URL"  # the Stripe stand-in; unset: the simulator
@@ -27,17 +28,19 @@ WEBHOOK_SECRET_ENV = "LICENZY_CLI_TEST_WEBHOOK_SECRET"
 CALLBACK_FILE_ENV = "LICENZY_CLI_TEST_CALLBACK_FILE"
 CALLBACK_FAILS_ENV = "LICENZY_CLI_TEST_CALLBACK_FAILS"
 LATER_ENV = "LICENZY_CLI_TEST_SECONDS_LATER"  # the app's clock: START plus this many seconds
+METERED_ENV = "LICENZY_CLI_TEST_METERED"  # "1": the catalog of features and meters
 
 
 def build(database: str, *, stripe_url: str | None = None, api_key: str | None = None,
-          webhook_secret: str | None = None) -> Licenzy:
+          webhook_secret: str | None = None, metered: bool = False) -> Licenzy:
     store: Store = InMemoryStore() if database == "memory" else SQLAlchemyStore(database)
     client = None
     if stripe_url is not None:
         api_key = api_key or "sk_test_local"
         client = stripe.StripeClient(api_key, base_addresses={"api": stripe_url},
                                      max_network_retries=0)
-    return Licenzy(store=store, products=catalog(), clock=FrozenClock(START),
+    return Licenzy(store=store, products=metered_catalog() if metered else catalog(),
+                   clock=FrozenClock(START),
                    stripe_api_key=api_key, stripe_client=client,
                    stripe_webhook_secret=webhook_secret)
 
@@ -45,7 +48,8 @@ def build(database: str, *, stripe_url: str | None = None, api_key: str | None =
 def make_lz() -> Licenzy:
     built = build(os.environ[DATABASE_ENV], stripe_url=os.environ.get(STRIPE_URL_ENV),
                   api_key=os.environ.get(STRIPE_KEY_ENV),
-                  webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV))
+                  webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV),
+                  metered=os.environ.get(METERED_ENV) == "1")
     later = os.environ.get(LATER_ENV)
     if later:
         built.clock.advance(timedelta(seconds=int(later)))  # type: ignore[attr-defined]

@@ -4,11 +4,14 @@ entitlement is a failure (exit 1)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from licenzy_embed import Licenzy
 
-from .conftest import Run
+from . import apps
+from .conftest import Outcome, Run, invoke
 
 
 def test_grant_prints_the_granted_entitlement(run: Run, lz: Licenzy) -> None:
@@ -150,3 +153,68 @@ def test_an_unknown_option_after_a_negative_delta_is_still_refused(run: Run,
     shown = run("adjust", pack.id, "-5", "--reason", "x", "--jsn")
     assert shown.exit_code == 2
     assert lz.entitlements("user_1")[0].usage_remaining == 100
+
+
+# ---------------------------------------------------------------------------- meters
+@pytest.fixture
+def metered(db_url: str) -> Iterator[tuple[Run, Licenzy]]:
+    """The CLI and the app on the catalog of features and meters."""
+    licenzy = apps.build(db_url, metered=True)
+
+    def run_(*args: str) -> Outcome:
+        return invoke(*args, env={apps.DATABASE_ENV: db_url, apps.METERED_ENV: "1"})
+
+    yield run_, licenzy
+    licenzy.store.close()  # type: ignore[attr-defined]
+
+
+def test_grant_and_adjust_name_a_meter(metered: tuple[Run, Licenzy]) -> None:
+    run, lz = metered
+    shown = run("grant", "user_1", "TEAM_MONTHLY", "--reason", "comp", "--meter",
+                "exports=5", "--meter", "api_calls=200", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    (stored,) = lz.entitlements("user_1")
+    assert shown.json() == stored.to_dict()
+    assert stored.meters == {"api_calls": 200, "exports": 5}
+
+    added = run("adjust", stored.id, "10", "--reason", "goodwill", "--meter", "exports")
+    assert added.exit_code == 0, added.stderr
+    assert added.stdout.splitlines()[0] == f"added 10 units of exports: {stored.id} has 15 left"
+    assert lz.entitlements("user_1")[0].meters == {"api_calls": 200, "exports": 15}
+    assert (lz.ledger("user_1")[-1].meter, lz.ledger("user_1")[-1].units_delta) == ("exports",
+                                                                                  10)
+    # People read each meter's balance, not only their sum; the ledger names its meter.
+    table = run("entitlements", "user_1").stdout.splitlines()
+    assert table[1].split()[6] == "api_calls=200,exports=15"
+    ledger = run("ledger", "user_1").stdout.splitlines()
+    assert ledger[-1].split()[3:5] == ["+10", "exports"]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["grant", "user_1", "TEAM_MONTHLY", "--reason", "r", "--meter", "api_cals=5"],
+     "no product of the catalog has the meter 'api_cals'"),
+    (["grant", "user_1", "TEAM_MONTHLY", "--reason", "r", "--meter", "api_calls"], "NAME=N"),
+    (["grant", "user_1", "TEAM_MONTHLY", "--reason", "r", "--meter", "api_calls=x"],
+     "whole number"),
+    (["grant", "user_1", "TEAM_MONTHLY", "--reason", "r", "--meter", "api_calls=0"],
+     "between 1 and"),
+])
+def test_a_bad_meter_is_a_usage_error_that_grants_nothing(metered: tuple[Run, Licenzy],
+                                                          args: list[str], says: str) -> None:
+    run, lz = metered
+    shown = run(*args)
+    assert shown.exit_code == 2, shown.stderr
+    assert says in shown.stderr and shown.stdout == ""
+    assert lz.entitlements("user_1") == []
+
+
+def test_adjust_of_a_meter_the_entitlement_lacks_changes_nothing(
+        metered: tuple[Run, Licenzy]) -> None:
+    run, lz = metered
+    pack = lz.grant("user_1", "API_PACK", reason="pack")
+    for meter, says in (("exports", "has no meter 'exports'"),
+                        ("api_cals", "no product of the catalog has the meter 'api_cals'")):
+        shown = run("adjust", pack.id, "5", "--reason", "x", "--meter", meter)
+        assert shown.exit_code == 2
+        assert says in shown.error_line()
+    assert lz.entitlements("user_1")[0].meters == {"api_calls": 500}

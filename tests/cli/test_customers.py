@@ -62,9 +62,9 @@ def test_entitlements_and_ledger_are_json_lists(run: Run, lz: Licenzy) -> None:
         ("adjusted", -100, "double grant")]
 
     table = run("ledger", "user_1").stdout.splitlines()
-    assert table[0].split() == ["AT", "ACTION", "SOURCE", "UNITS", "STATUS", "ENTITLEMENT",
-                                "REFERENCE", "REASON"]
-    assert table[3].split()[1:6] == ["adjusted", "admin", "-100", "active", pack.id]
+    assert table[0].split() == ["AT", "ACTION", "SOURCE", "UNITS", "METER", "STATUS",
+                                "ENTITLEMENT", "REFERENCE", "REASON"]
+    assert table[3].split()[1:7] == ["adjusted", "admin", "-100", "units", "active", pack.id]
     assert table[3].endswith("double grant")
     assert len(run("entitlements", "user_1").stdout.splitlines()) == 3
 

@@ -299,7 +299,8 @@ def test_to_dict_shapes_are_licenzys_json(lz: Licenzy, clock: FrozenClock,
     assert lz.check_access(subject).to_dict() == {"subject_ref": subject, "allowed": True}
     assert lz.entitlements(subject)[0].to_dict() == ent
     used = lz.consume_usage(subject, 20, idempotency_key="k").to_dict()
-    assert used == {"ok": True, "consumed": 20, "usage_remaining": 480}
+    assert used == {"ok": True, "consumed": 20, "usage_remaining": 480,
+                    "meter": "units"}
 
 
 def test_unmetered_and_unexpiring_fields_are_json_null(lz: Licenzy, subject: str) -> None:

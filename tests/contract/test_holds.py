@@ -234,6 +234,6 @@ def test_get_reservation_finds_a_hold_by_id(lz: Licenzy, subject: str) -> None:
     assert units_left(lz, subject) == 90
     assert lz.get_reservation("hold_nope") is None
     assert hold.to_dict() == {"id": hold.id, "subject_ref": subject, "units": 10,
-                              "status": "held", "committed_units": None,
+                              "status": "held", "committed_units": None, "meter": "units",
                               "expires_at": hold.to_dict()["expires_at"]}
     assert str(hold.to_dict()["expires_at"]).endswith("Z")

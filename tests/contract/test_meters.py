@@ -108,6 +108,9 @@ def test_each_meter_is_spent_in_the_order_of_section_4(mlz: Licenzy, clock: Froz
     # exports: the oldest carrying it pays; api_calls are not touched.
     result = mlz.consume_usage(subject, 55, idempotency_key="2", meter="exports")
     assert (result.usage_remaining, result.meter) == (5, "exports")
+    # The JSON a metered view answers says which meter that total is of.
+    assert result.to_dict() == {"ok": True, "consumed": 55, "usage_remaining": 5,
+                                "meter": "exports"}
     assert meters_of(mlz, subject) == {
         team.id: {"api_calls": 990, "exports": 0}, week.id: {"api_calls": 0},
         bundle.id: {"api_calls": 100, "exports": 5}}
@@ -169,7 +172,7 @@ def test_holds_per_meter_commit_in_part_and_release(mlz: Licenzy, clock: FrozenC
                                                     subject: str) -> None:
     team = mlz.grant(subject, "TEAM_MONTHLY", reason="a")
     hold = mlz.reserve_usage(subject, 40, idempotency_key="h1", meter="exports")
-    assert hold.meter == "exports"
+    assert hold.meter == "exports" and hold.to_dict()["meter"] == "exports"
     other = mlz.reserve_usage(subject, 100, idempotency_key="h2", meter="api_calls")
     assert meters_of(mlz, subject) == {team.id: {"api_calls": 900, "exports": 10}}
     result = hold.commit(25)

@@ -139,7 +139,7 @@ def test_replay_answers_even_when_nothing_is_left(lz: Licenzy, subject: str) -> 
     lz.grant(subject, "CREDITS_100", reason="a")
     lz.consume_usage(subject, 100, idempotency_key="all")
     assert lz.consume_usage(subject, 100, idempotency_key="all").to_dict() == {
-        "ok": True, "consumed": 100, "usage_remaining": 0}
+        "ok": True, "consumed": 100, "usage_remaining": 0, "meter": "units"}
 
 
 def test_same_key_other_units_is_a_conflict(lz: Licenzy, subject: str) -> None:

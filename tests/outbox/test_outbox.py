@@ -82,6 +82,9 @@ def test_with_no_callback_nothing_is_delivered_to_no_one(
     assert quiet.deliver_pending_events().delivered == 0
     (pending,) = quiet.change_events(pending=True)
     assert pending.status == "pending" and pending.attempts == 0
+    # Nor does a replay through the Python API mark it delivered to nobody.
+    assert quiet.replay_event(pending.id).delivered == 0
+    assert quiet.change_events(pending=True) == [pending]
 
     # The next instance (a restart) with a callback delivers it, once.
     later = Licenzy(store=store, products=catalog(), clock=clock)

@@ -109,10 +109,18 @@ ENTITLEMENT_COLUMNS: tuple[Column, ...] = (
     ("STATUS", field("status")),
     ("AVAILABLE", field("available")),
     ("REASON", field("availability_reason")),
-    ("UNITS", field("usage_remaining")),
+    ("UNITS", lambda row: units_left(row.get("meters") or {}, row.get("usage_remaining"))),
     ("EXPIRES", field("expires_at")),
     ("SOURCE", field("source")),
 )
+
+def units_left(meters: dict[str, int], total: object) -> object:
+    """What is left, per meter (``api_calls=940,exports=50``): the sum alone would not tell
+    support which balance ran out. Only the ``units`` meter: its count, as before meters."""
+    if not meters or set(meters) == {"units"}:
+        return total
+    return ",".join(f"{name}={left}" for name, left in meters.items())
+
 
 def entitlement_table(entitlements: list[Entitlement]) -> str:
     return table((e.to_dict() for e in entitlements), ENTITLEMENT_COLUMNS)
@@ -123,6 +131,7 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
     ("ACTION", field("action")),
     ("SOURCE", field("source")),
     ("UNITS", lambda row: _signed(row.get("units_delta"))),
+    ("METER", field("meter")),
     ("STATUS", field("status")),
     ("ENTITLEMENT", field("entitlement_id")),
     ("REFERENCE", field("reference")),

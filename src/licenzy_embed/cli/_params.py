@@ -51,3 +51,22 @@ def instant(ctx: click.Context, param: click.Parameter, value: str | None) -> da
 SUBJECT = click.argument("subject", callback=checked(validation.subject_ref))
 REASON = click.option("--reason", required=True, callback=checked(validation.reason),
                       help="Why, in words: kept in the ledger with the change.")
+
+
+def meter_grants(ctx: click.Context, param: click.Parameter,
+                 values: tuple[str, ...]) -> dict[str, int]:
+    """``--meter NAME=N`` options to a dict (whether the catalog has NAME, ``grant`` says)."""
+    found: dict[str, int] = {}
+    for value in values:
+        name, sep, count = value.partition("=")
+        name = name.strip()
+        if not sep or not name or name in found:
+            raise click.BadParameter(f"{value!r}: give each meter once, as NAME=N "
+                                     "(e.g. api_calls=500)")
+        try:
+            found[name] = validation.units(int(count), name=name)
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: N must be a whole number") from None
+        except InvalidRequest as exc:
+            raise click.BadParameter(exc.message) from None
+    return found

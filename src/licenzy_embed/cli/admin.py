@@ -18,7 +18,7 @@ from ..errors import UnknownProduct
 from ..licenzy import Licenzy
 from ._app import pass_licenzy
 from ._output import JSON_OPTION, UsageFailure, emit_json, entitlement_table
-from ._params import REASON, SUBJECT, checked, instant
+from ._params import REASON, SUBJECT, checked, instant, meter_grants
 
 ENTITLEMENT_ID = click.argument("entitlement_id")
 
@@ -37,20 +37,23 @@ def _print(entitlement: Entitlement, summary: str, as_json: bool) -> None:
 @REASON
 @click.option("--units", type=click.IntRange(1, validation.MAX_UNITS),
               help="Units to grant (default: the product's units).")
+@click.option("--meter", "meters", metavar="NAME=N", multiple=True, callback=meter_grants,
+              help="Units of one meter to grant, e.g. --meter api_calls=500 (repeatable; "
+                   "default: the product's count of each).")
 @click.option("--expires-at", "expires_at", metavar="ISO", callback=instant,
               help="When the grant ends, ISO 8601, UTC without an offset "
                    "(default: the product's duration, or never).")
 @JSON_OPTION
 @pass_licenzy
 def grant(lz: Licenzy, subject: str, product: str, reason: str, units: int | None,
-          expires_at: datetime | None, as_json: bool) -> None:
+          meters: dict[str, int], expires_at: datetime | None, as_json: bool) -> None:
     """Give SUBJECT the catalog product PRODUCT without a payment (support, comps)."""
     if expires_at is not None and expires_at <= lz.now():
         raise UsageFailure(f"--expires-at {iso(expires_at)} is not in the future",
                            "give a later instant, or leave it out")
     try:
         granted = lz.grant(subject, product, reason=reason, units=units,
-                           expires_at=expires_at)
+                           expires_at=expires_at, meters=meters or None)
     except UnknownProduct:
         codes = ", ".join(p.code for p in lz.catalog)
         raise UsageFailure(f"no product {product!r} in the app's catalog",
@@ -79,14 +82,18 @@ def revoke(lz: Licenzy, entitlement_id: str, reason: str, as_json: bool) -> None
 @ENTITLEMENT_ID
 @click.argument("delta", type=int, callback=checked(validation.delta))
 @REASON
+@click.option("--meter", default="units", show_default=True, metavar="NAME",
+              help="The meter whose units change.")
 @JSON_OPTION
 @pass_licenzy
-def adjust(lz: Licenzy, entitlement_id: str, delta: int, reason: str, as_json: bool) -> None:
-    """Add DELTA units to ENTITLEMENT_ID, or remove them with a negative DELTA."""
-    adjusted = lz.adjust_usage(entitlement_id, delta, reason=reason)
+def adjust(lz: Licenzy, entitlement_id: str, delta: int, reason: str, meter: str,
+           as_json: bool) -> None:
+    """Add DELTA units of a meter to ENTITLEMENT_ID, or remove them with a negative DELTA."""
+    adjusted = lz.adjust_usage(entitlement_id, delta, reason=reason, meter=meter)
     verb = "added" if delta > 0 else "removed"
-    _print(adjusted, f"{verb} {abs(delta)} units: {adjusted.id} has "
-                     f"{adjusted.usage_remaining} left", as_json)
+    what = "units" if meter == "units" else f"units of {meter}"
+    _print(adjusted, f"{verb} {abs(delta)} {what}: {adjusted.id} has "
+                     f"{adjusted.meters.get(meter)} left", as_json)
 
 
 COMMANDS = (grant, revoke, adjust)

@@ -52,6 +52,9 @@ class StripeEvent:
     livemode: bool
     obj: dict[str, Any]
     object_id: str | None  # data.object.id, checked like every stored id
+    # A state ``reconcile`` read from Stripe, not an event Stripe sent: it may add a fact
+    # nobody told us, never re-date one already known (see ``payment.fact``).
+    claim: bool = False
 
     @property
     def order(self) -> Order:

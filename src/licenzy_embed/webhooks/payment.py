@@ -106,7 +106,11 @@ def fact(ctx: Context, payment_intent: str | None, name: keys.Fact) -> None:
     # the two always sees what the other wrote.
     ctx.lock(payment_intent)
     target = ctx.payment_target(payment_intent)
-    ctx.advance(keys.fact(payment_intent, name), ctx.ev.order)
+    key = keys.fact(payment_intent, name)
+    if not (ctx.ev.claim and ctx.order_of(key) is not None):
+        # A re-read refund already known keeps the time it happened: dated anew at each
+        # reconcile, it would move a refunded subscription's end every run.
+        ctx.advance(key, ctx.ev.order)
     what = name.replace("_", " ")
     if target is None:
         ctx.note(f"no entitlement is paid by {payment_intent} yet; the {what} applies when "

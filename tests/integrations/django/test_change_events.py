@@ -17,6 +17,7 @@ from django.test.utils import override_settings
 from licenzy_embed import ChangeEvent, Licenzy
 from licenzy_embed.integrations.django import get_licenzy
 from licenzy_embed.integrations.django.signals import change_event
+from licenzy_embed.outbox import DELIVERY_LEASE
 from licenzy_embed.testing import FrozenClock, StripeSimulator
 
 from .._support import START, make_lz
@@ -79,6 +80,32 @@ def test_a_raising_receiver_is_retried_by_the_management_command(
             assert lz.change_events(pending=True) == []
     finally:
         change_event.disconnect(dispatch_uid="flaky")
+
+
+def test_with_no_receiver_connected_events_wait_for_one() -> None:
+    """The bridge is no listener by itself: events of a process whose receivers are not
+    connected (they live in a worker) stay pending instead of being delivered to nobody."""
+    clock = FrozenClock(START)
+    lz = make_lz(clock=clock)
+    with override_settings(LICENZY={"INSTANCE": lz}):
+        get_licenzy()  # bridged
+        lz.grant("bob", "CREDITS_100", reason="comp")
+        (pending,) = lz.change_events(pending=True)
+        clock.advance(DELIVERY_LEASE)
+        assert lz.deliver_pending_events().delivered == 0
+        seen: list[str] = []
+
+        def receiver(sender: Any, event: ChangeEvent, **kwargs: Any) -> None:
+            seen.append(event.id or "")
+
+        change_event.connect(receiver, sender=lz, dispatch_uid="late")
+        try:
+            out = StringIO()
+            call_command("licenzy_deliver_events", "--json", stdout=out)
+            assert json.loads(out.getvalue()) == {"delivered": 1, "failed": 0}
+        finally:
+            change_event.disconnect(sender=lz, dispatch_uid="late")
+        assert seen == [pending.id]
 
 
 def test_licenzy_reconcile_heals_a_lost_cancellation(lz: Licenzy) -> None:

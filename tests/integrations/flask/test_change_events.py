@@ -10,9 +10,10 @@ from flask.testing import FlaskClient
 
 from licenzy_embed import ChangeEvent, Licenzy
 from licenzy_embed.integrations.flask import LicenzyFlask, change_event
-from licenzy_embed.testing import StripeSimulator
+from licenzy_embed.outbox import DELIVERY_LEASE
+from licenzy_embed.testing import FrozenClock, StripeSimulator
 
-from .._support import make_lz
+from .._support import START, make_lz
 
 
 def test_a_webhook_through_the_route_sends_the_signal(lz: Licenzy,
@@ -52,3 +53,26 @@ def test_one_instance_on_two_apps_sends_each_event_once() -> None:
     finally:
         change_event.disconnect(receiver)
     assert len(seen) == 1
+
+
+def test_with_no_receiver_connected_events_wait_for_one() -> None:
+    """The bridge is no listener by itself: events of a process whose receivers are not
+    connected (they live in a worker) stay pending instead of being delivered to nobody."""
+    clock = FrozenClock(START)
+    lz = make_lz(clock=clock)
+    LicenzyFlask(lz).init_app(Flask("app"))
+    lz.grant("bob", "CREDITS_100", reason="comp")
+    (pending,) = lz.change_events(pending=True)
+    clock.advance(DELIVERY_LEASE)
+    assert lz.deliver_pending_events().delivered == 0
+    seen: list[str] = []
+
+    def receiver(sender: Any, event: ChangeEvent) -> None:
+        seen.append(event.id or "")
+
+    change_event.connect(receiver)
+    try:
+        assert lz.deliver_pending_events().delivered == 1
+    finally:
+        change_event.disconnect(receiver)
+    assert seen == [pending.id]
