@@ -122,7 +122,8 @@ def create_engine(url: str, *, connect_timeout: float | None = CONNECT_TIMEOUT_S
                   statement_timeout: float | None = STATEMENT_TIMEOUT_S,
                   lock_timeout: float | None = LOCK_TIMEOUT_S, **kwargs: Any) -> Engine:
     """An engine with the settings the store's guarantees rely on: READ COMMITTED, the pool's
-    liveness ping, and bounded waits (seconds; None leaves the driver's own, unbounded, wait).
+    liveness ping on a server (not on SQLite: a local file has no server to drop the
+    connection, so the ping would only cost every checkout a statement), and bounded waits (seconds; None leaves the driver's own, unbounded, wait).
 
     An app that shares one engine with the store builds it here, so the store's bounded waits
     hold on it too (they then also apply to the app's own queries).
@@ -137,7 +138,7 @@ def create_engine(url: str, *, connect_timeout: float | None = CONNECT_TIMEOUT_S
                         ("lock_timeout", lock_timeout)):
         if value is not None:
             _seconds(name, value)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {"pool_pre_ping": backend != "sqlite"}
     driver_args: dict[str, Any] = {}
     if backend in ("postgresql", "mysql", "mariadb"):
         options["isolation_level"] = "READ COMMITTED"
