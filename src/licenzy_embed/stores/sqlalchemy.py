@@ -123,7 +123,8 @@ def create_engine(url: str, *, connect_timeout: float | None = CONNECT_TIMEOUT_S
                   lock_timeout: float | None = LOCK_TIMEOUT_S, **kwargs: Any) -> Engine:
     """An engine with the settings the store's guarantees rely on: READ COMMITTED, the pool's
     liveness ping on a server (not on SQLite: a local file has no server to drop the
-    connection, so the ping would only cost every checkout a statement), and bounded waits (seconds; None leaves the driver's own, unbounded, wait).
+    connection, so the ping would only cost every checkout a statement), and bounded waits
+    (seconds; None leaves the driver's own, unbounded, wait).
 
     An app that shares one engine with the store builds it here, so the store's bounded waits
     hold on it too (they then also apply to the app's own queries).
