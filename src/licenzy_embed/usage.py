@@ -167,12 +167,11 @@ class UsageEngine:
         return len(expired)
 
     def _take(self, tx: StoreTransaction, subject_ref: str, units: int, now: datetime,
-              action: str, reference: str, meter: str) -> tuple[Allocation, int]:
-        """Lock, sweep stale holds, and take ``units`` of ``meter`` all-or-nothing; returns
-        the allocation and what is left of that meter."""
-        records = tx.lock_subject(subject_ref)
-        if self.expire_holds(tx, subject_ref, now):
-            records = tx.lock_subject(subject_ref)
+              action: str, reference: str, meter: str,
+              records: list[EntitlementRecord]) -> tuple[Allocation, int]:
+        """Take ``units`` of ``meter`` all-or-nothing from ``records``: the subject's rows as
+        this transaction locked them, its expired holds already swept (as ``_locked_swept``
+        does) and nothing changed since. Returns the allocation and what is left of that meter."""
         ordered = spend_order(records, now, meter)
         plan = allocate(ordered, units, meter)
         if plan is None:
@@ -188,13 +187,25 @@ class UsageEngine:
                          "usage " + action, meter)
         return plan, remaining(records, now, meter) - units
 
+    def _locked_swept(self, tx: StoreTransaction, subject_ref: str,
+                      now: datetime) -> list[EntitlementRecord]:
+        """Lock the subject's rows and sweep its expired holds; the rows as they are after the
+        sweep (read again only when it gave units back). One lock per operation: the rows it
+        returns stay current while the transaction holds them and changes nothing else."""
+        records = tx.lock_subject(subject_ref)
+        if self.expire_holds(tx, subject_ref, now):
+            records = tx.lock_subject(subject_ref)
+        return records
+
     def consume(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
                 now: datetime, meter: str = "units") -> tuple[UsageResult, list[ChangeEvent]]:
-        tx.lock_subject(subject_ref)
+        records = tx.lock_subject(subject_ref)
         previous = tx.get_usage_record(subject_ref, key)
         if previous is not None:
             return _replay(previous, units, meter), []
-        plan, left = self._take(tx, subject_ref, units, now, "consumed", key, meter)
+        if self.expire_holds(tx, subject_ref, now):
+            records = tx.lock_subject(subject_ref)
+        plan, left = self._take(tx, subject_ref, units, now, "consumed", key, meter, records)
         tx.insert_usage_record(UsageRecord(self.mode, subject_ref, key, units, plan, left, now,
                                            meter))
         result = UsageResult(True, units, left, meter=meter)
@@ -202,10 +213,9 @@ class UsageEngine:
 
     def reserve(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
                 now: datetime, ttl: timedelta, meter: str = "units") -> HoldRecord:
-        tx.lock_subject(subject_ref)
         # Sweep first: a hold of this key that is past its expiry must be seen as expired
         # (units given back, key free to hold again), not replayed as if it still held.
-        self.expire_holds(tx, subject_ref, now)
+        records = self._locked_swept(tx, subject_ref, now)
         previous = tx.get_hold_by_key(subject_ref, key)
         if previous is not None:
             if previous.units != units or previous.meter != meter:
@@ -216,13 +226,14 @@ class UsageEngine:
             if previous.status in ("held", "committed"):
                 return previous
             # Released or expired: nothing was charged, so a retry may hold again.
-            plan, _ = self._take(tx, subject_ref, units, now, "held", previous.id, meter)
+            plan, _ = self._take(tx, subject_ref, units, now, "held", previous.id, meter,
+                                 records)
             renewed = replace(previous, allocations=plan, status="held", created_at=now,
                               expires_at=now + ttl, committed_units=None, settled_at=None)
             tx.save_hold(renewed)
             return renewed
         hold_id = new_id("hold")
-        plan, _ = self._take(tx, subject_ref, units, now, "held", hold_id, meter)
+        plan, _ = self._take(tx, subject_ref, units, now, "held", hold_id, meter, records)
         hold = HoldRecord(hold_id, self.mode, subject_ref, key, units, plan, "held", now,
                           now + ttl, meter=meter)
         tx.insert_hold(hold)
