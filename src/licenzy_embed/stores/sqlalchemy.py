@@ -885,7 +885,11 @@ class SQLTransaction:
             "next_attempt_at": r.next_attempt_at, "last_error": r.last_error,
             "delivered_to": json.dumps(list(r.delivered_to)), "delivered_at": r.delivered_at,
         } for r in records]
-        self._execute(_OUTBOX.insert().values(rows))  # one multi-row INSERT
+        # The rows as parameters of one prebuilt INSERT (one statement; the driver batches
+        # several), not a multi-row VALUES, which SQLAlchemy cannot cache and compiled anew on
+        # every change.
+        with _translated():
+            self._conn.execute(_OUTBOX.insert(), rows)
 
 
 # ---------------------------------------------------------------------------- store
