@@ -573,6 +573,37 @@ _HAS_ACCESS = (
 )
 _ENT_UPDATABLE = [c.name for c in _ENT.c if c.name not in ("id", "mode")]
 
+# The spend path's statements, built once for the same reason (their parameters are named
+# ``b_*``, apart from the column names an INSERT or an UPDATE's SET takes).
+_LOCK_SUBJECT = (
+    sa.select(_ENT)
+    .where(_ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.subject_ref == sa.bindparam("b_subject"))
+    .order_by(_ENT.c.created_at, _ENT.c.id)
+    .with_for_update()
+)
+_ADJUST_METER = _METERS.update().where(
+    _METERS.c.mode == sa.bindparam("b_mode"), _METERS.c.entitlement_id == sa.bindparam("b_id"),
+    _METERS.c.meter == sa.bindparam("b_meter"),
+    _METERS.c.usage_remaining + sa.bindparam("b_delta") >= 0,
+).values(usage_remaining=_METERS.c.usage_remaining + sa.bindparam("b_delta"))
+_ADJUST_METER_RETURNING = _ADJUST_METER.returning(_METERS.c.usage_remaining)
+_METER_LEFT = sa.select(_METERS.c.usage_remaining).where(
+    _METERS.c.entitlement_id == sa.bindparam("b_id"), _METERS.c.meter == sa.bindparam("b_meter"))
+_ADJUST_ENTITLEMENT = _ENT.update().where(
+    _ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == sa.bindparam("b_id"),
+).values(usage_remaining=_ENT.c.usage_remaining + sa.bindparam("b_delta"),
+         updated_at=sa.bindparam("b_now", type_=_ENT.c.updated_at.type))
+_USAGE_RECORD = sa.select(schema.usage_records).where(
+    schema.usage_records.c.mode == sa.bindparam("b_mode"),
+    schema.usage_records.c.subject_ref == sa.bindparam("b_subject"),
+    schema.usage_records.c.idempotency_key == sa.bindparam("b_key"))
+_SUBJECT_EXPIRED_HOLDS = sa.select(_HOLDS).where(
+    _HOLDS.c.mode == sa.bindparam("b_mode"), _HOLDS.c.status == "held",
+    _HOLDS.c.expires_at <= sa.bindparam("b_now"),
+    _HOLDS.c.subject_ref == sa.bindparam("b_subject"),
+).order_by(_HOLDS.c.created_at, _HOLDS.c.id)
+_LEDGER_INSERT = schema.ledger.insert()
+
 
 def _has_feature(codes: Collection[str], meter: str | None) -> Executable:
     """``_HAS_ACCESS`` narrowed to entitlements whose product lists the feature (the codes
@@ -599,9 +630,10 @@ class SQLTransaction:
         # subject_ref -> ids of its entitlement rows this transaction holds locked
         self._locked: dict[str, set[str]] = {}
 
-    def _execute(self, statement: Executable) -> CursorResult[Any]:
+    def _execute(self, statement: Executable,
+                 params: Mapping[str, Any] | None = None) -> CursorResult[Any]:
         with _translated():
-            return self._conn.execute(statement)
+            return self._conn.execute(statement, params)
 
     def _insert(self, table: sa.Table, values: dict[str, Any], key: str) -> None:
         statement: Executable
@@ -631,24 +663,20 @@ class SQLTransaction:
     def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
         held = self._locked.get(subject_ref)
         if held is None:
-            which = _ENT.c.subject_ref == subject_ref
-        elif not held:
-            return []
-        else:
-            # Locked already: read those rows again (their values now), with a plain read —
-            # they are ours until the end — and take no new row another transaction
-            # committed since. Locking one now, after rows that sort after it, or merely
-            # waiting for it in a scan, would deadlock with a spend that began meanwhile,
-            # holds it and waits for ours. This transaction is ordered before that grant.
-            which = _ENT.c.id.in_(sorted(held))
-        query = (sa.select(_ENT).where(self._in_mode(_ENT), which)
-                 .order_by(_ENT.c.created_at, _ENT.c.id))
-        if held is None:
-            query = query.with_for_update()
-        records = self._with_meters(list(self._execute(query).mappings()))
-        if held is None:
+            records = self._with_meters(list(self._execute(
+                _LOCK_SUBJECT, {"b_mode": self.mode, "b_subject": subject_ref}).mappings()))
             self._locked[subject_ref] = {r.id for r in records}
-        return records
+            return records
+        if not held:
+            return []
+        # Locked already: read those rows again (their values now), with a plain read —
+        # they are ours until the end — and take no new row another transaction
+        # committed since. Locking one now, after rows that sort after it, or merely
+        # waiting for it in a scan, would deadlock with a spend that began meanwhile,
+        # holds it and waits for ours. This transaction is ordered before that grant.
+        query = (sa.select(_ENT).where(self._in_mode(_ENT), _ENT.c.id.in_(sorted(held)))
+                 .order_by(_ENT.c.created_at, _ENT.c.id))
+        return self._with_meters(list(self._execute(query).mappings()))
 
     def _with_meters(self, rows: list[Mapping[Any, Any]]) -> list[EntitlementRecord]:
         """Records of entitlement rows, with their meters read in one more statement (none
@@ -712,27 +740,22 @@ class SQLTransaction:
 
     def adjust_units(self, entitlement_id: str, delta: int, now: datetime,
                      meter: str = "units") -> int:
-        match = (self._in_mode(_METERS), _METERS.c.entitlement_id == entitlement_id,
-                 _METERS.c.meter == meter, _METERS.c.usage_remaining + delta >= 0)
-        update = _METERS.update().where(*match).values(
-            usage_remaining=_METERS.c.usage_remaining + delta)
+        params = {"b_mode": self.mode, "b_id": entitlement_id, "b_meter": meter,
+                  "b_delta": delta}
         value: int | None = None
         if self._conn.dialect.update_returning:
-            row = self._execute(update.returning(_METERS.c.usage_remaining)).first()
+            row = self._execute(_ADJUST_METER_RETURNING, params).first()
             if row is not None:
                 value = int(row[0])
-        elif self._execute(update).rowcount == 1:
+        elif self._execute(_ADJUST_METER, params).rowcount == 1:
             # MariaDB has no UPDATE … RETURNING; the row is ours (its entitlement is locked
             # by this transaction), so reading it back sees exactly what the update wrote.
             value = int(self._execute(
-                sa.select(_METERS.c.usage_remaining)
-                .where(_METERS.c.entitlement_id == entitlement_id, _METERS.c.meter == meter)
-            ).scalar_one())
+                _METER_LEFT, {"b_id": entitlement_id, "b_meter": meter}).scalar_one())
         if value is not None:
             # The entitlement's sum of its meters, which the access check reads.
-            self._execute(_ENT.update().where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
-                          .values(usage_remaining=_ENT.c.usage_remaining + delta,
-                                  updated_at=now))
+            self._execute(_ADJUST_ENTITLEMENT, {"b_mode": self.mode, "b_id": entitlement_id,
+                                                "b_delta": delta, "b_now": now})
             return value
         exists = self._execute(
             sa.select(_ENT.c.id).where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
@@ -742,15 +765,12 @@ class SQLTransaction:
         raise UnitsConflict(entitlement_id)
 
     def add_ledger(self, entry: LedgerEntry) -> None:
-        self._execute(schema.ledger.insert().values(_values(entry) | {"mode": self.mode}))
+        self._execute(_LEDGER_INSERT, _values(entry) | {"mode": self.mode})
 
     # -- usage idempotency and holds
     def get_usage_record(self, subject_ref: str, idempotency_key: str) -> UsageRecord | None:
-        t = schema.usage_records
-        row = self._execute(
-            sa.select(t).where(self._in_mode(t), t.c.subject_ref == subject_ref,
-                               t.c.idempotency_key == idempotency_key)
-        ).mappings().first()
+        row = self._execute(_USAGE_RECORD, {"b_mode": self.mode, "b_subject": subject_ref,
+                                            "b_key": idempotency_key}).mappings().first()
         return None if row is None else _usage(row)
 
     def insert_usage_record(self, record: UsageRecord) -> None:
@@ -789,11 +809,12 @@ class SQLTransaction:
     def expired_holds(self, subject_ref: str | None, now: datetime) -> list[HoldRecord]:
         # Not locked here: whoever settles a hold first locks its subject's entitlement rows
         # (the core does, for every sweep), which serialises two sweeps of the same hold.
+        if subject_ref is not None:
+            return [_hold(r) for r in self._execute(_SUBJECT_EXPIRED_HOLDS, {
+                "b_mode": self.mode, "b_now": now, "b_subject": subject_ref}).mappings()]
         query = sa.select(_HOLDS).where(
             self._in_mode(_HOLDS), _HOLDS.c.status == "held", _HOLDS.c.expires_at <= now,
         ).order_by(_HOLDS.c.created_at, _HOLDS.c.id)
-        if subject_ref is not None:
-            query = query.where(_HOLDS.c.subject_ref == subject_ref)
         return [_hold(r) for r in self._execute(query).mappings()]
 
     # -- webhooks
