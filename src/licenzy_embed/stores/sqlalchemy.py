@@ -619,6 +619,20 @@ def _has_feature(codes: Collection[str], meter: str | None) -> Executable:
     return _HAS_ACCESS.where(sa.or_(*granted) if granted else sa.false())
 
 
+# (dialect, table) -> its idempotent INSERT, built on first use; the values are parameters.
+_INSERTS: dict[tuple[str, str], Executable] = {}
+
+
+def _insert_statement(dialect: str, table: sa.Table) -> Executable:
+    if dialect == "postgresql":
+        # RETURNING, not rowcount: psycopg 3 under SQLAlchemy 2.1 reports rowcount -1
+        # for ON CONFLICT DO NOTHING, which would let a duplicate pass as inserted.
+        return pg_insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return table.insert()
+
+
 # ---------------------------------------------------------------------------- transaction
 class SQLTransaction:
     """One database transaction scoped to a mode (see ``StoreTransaction``)."""
@@ -636,18 +650,12 @@ class SQLTransaction:
             return self._conn.execute(statement, params)
 
     def _insert(self, table: sa.Table, values: dict[str, Any], key: str) -> None:
-        statement: Executable
-        if self._dialect == "postgresql":
-            # RETURNING, not rowcount: psycopg 3 under SQLAlchemy 2.1 reports rowcount -1
-            # for ON CONFLICT DO NOTHING, which would let a duplicate pass as inserted.
-            statement = pg_insert(table).values(values).on_conflict_do_nothing().returning(
-                *table.primary_key.columns)
-        elif self._dialect == "sqlite":
-            statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
-        else:
-            statement = table.insert().values(values)
+        statement = _INSERTS.get((self._dialect, table.name))
+        if statement is None:
+            statement = _INSERTS[(self._dialect, table.name)] = _insert_statement(
+                self._dialect, table)
         try:
-            result = self._execute(statement)
+            result = self._execute(statement, values)
         except sa.exc.IntegrityError as exc:
             if _is_duplicate(exc):
                 raise DuplicateKey(key) from None
