@@ -13,7 +13,8 @@ from licenzy_embed import Licenzy, Product
 SUBJECT = "bench-hot-subject"
 WEBHOOK_SECRET = "whsec_benchmark"
 PRODUCTS = [Product("BENCH_UNITS", kind="usage_pack", price="price_bench_units",
-                    units=10**12)]
+                    units=10**12, features=("reports",))]
+FEATURE = "reports"
 
 
 def spend_loop(url: str, subjects: list[str], duration: float, barrier: Any,

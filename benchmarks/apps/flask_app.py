@@ -1,9 +1,10 @@
 """Flask under gunicorn: ``/plain``, ``/access`` (``requires_access``), ``/consume``
-(``consumes_usage(1)``), the same view body each."""
+(``consumes_usage(1)``), the same view body each; ``/bare-check`` and ``/bare-spend`` do the
+floors' work in the view instead (see ``common``)."""
 
 from __future__ import annotations
 
-from common import licenzy, subject
+from common import bare_check, bare_spend, licenzy, subject
 from flask import Flask
 
 from licenzy_embed.integrations.flask import LicenzyFlask, consumes_usage, requires_access
@@ -28,4 +29,16 @@ def access() -> str:
 @app.get("/consume")
 @consumes_usage(1)
 def consume() -> str:
+    return "ok"
+
+
+@app.get("/bare-check")
+def bare_check_view() -> str:
+    bare_check()
+    return "ok"
+
+
+@app.get("/bare-spend")
+def bare_spend_view() -> str:
+    bare_spend()
     return "ok"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .entitlement import SUBSCRIPTION_OPEN, Entitlement
 
 _OPEN_STATUSES = SUBSCRIPTION_OPEN | {"active"}
 
 
-@dataclass(frozen=True)
-class AccessDecision:
+class AccessDecision(NamedTuple):
+    """The answer of ``check_access``: truthy iff allowed. Immutable; a named tuple rather
+    than a frozen dataclass because it is built on every check, and a frozen dataclass's
+    constructor cost a quarter of an in-memory check."""
+
     subject_ref: str
     allowed: bool
 

@@ -142,6 +142,22 @@ class Catalog:
             raise ValueError("the catalog needs at least one product")
         self.feature_names = frozenset(f for p in self._by_code.values() for f in p.features)
         self.meter_names = frozenset(m for p in self._by_code.values() for m in p.meters)
+        # feature -> (the codes listing it, the meter of that name or None): what the store
+        # is asked, decided once per name instead of on every check.
+        self._grants: dict[str, tuple[frozenset[str], str | None]] = {
+            name: (frozenset(self.codes_listing(name)),
+                   name if name in self.meter_names else None)
+            for name in self.feature_names | self.meter_names}
+
+    def grants(self, feature: object) -> tuple[frozenset[str], str | None]:
+        """What grants ``feature``: the codes of the products that list it and the meter of
+        that name (None when there is none). A name no product grants is ``InvalidRequest``,
+        as with :meth:`feature`."""
+        grants = self._grants.get(feature) if isinstance(feature, str) else None
+        if grants is None:
+            self.feature(feature)  # raises: the name is malformed or granted by nothing
+            raise AssertionError(feature)  # pragma: no cover - feature() raised
+        return grants
 
     def feature(self, name: object) -> str:
         """``name`` when some product grants it (a feature, or a meter read as one), else

@@ -15,6 +15,8 @@ def system_clock() -> datetime:
 
 def aware(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC (what SQL drivers hand back), aware ones converted."""
+    if value.tzinfo is timezone.utc:
+        return value  # the system clock's own: every access check comes through here
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)

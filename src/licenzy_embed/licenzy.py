@@ -159,10 +159,12 @@ class Licenzy:
         granted by an available entitlement whose product lists it, or whose product has a
         meter of that name with units left? A name no product grants is ``InvalidRequest``."""
         subject_ref = validation.subject_ref(subject_ref)
-        if feature is not None:
-            feature = self.catalog.feature(feature)
         now = self.now()
-        allowed = self._has(subject_ref, now, feature)
+        if feature is None:
+            allowed = self.store.has_access(self.mode, subject_ref, now)
+        else:
+            codes, meter = self.catalog.grants(feature)  # a name no product grants: 400
+            allowed = self.store.has_feature(self.mode, subject_ref, now, codes, meter)
         if not allowed and self._release_expired_holds(subject_ref, now):
             # A pack fully held by an abandoned request looks empty until its hold expires.
             allowed = self._has(subject_ref, now, feature)
@@ -173,9 +175,8 @@ class Licenzy:
             return self.store.has_access(self.mode, subject_ref, now)
         # The product -> features mapping lives in the catalog, so the store gets the codes
         # that list the feature: one indexed statement in SQL, as for plain access.
-        return self.store.has_feature(
-            self.mode, subject_ref, now, self.catalog.codes_listing(feature),
-            feature if feature in self.catalog.meter_names else None)
+        codes, meter = self.catalog.grants(feature)
+        return self.store.has_feature(self.mode, subject_ref, now, codes, meter)
 
     def denial(self, subject_ref: str, feature: str | None = None) -> AccessDenied:
         """The ``AccessDenied`` for a refused ``check_access``, naming what would grant it

@@ -21,6 +21,8 @@ _CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def has_control_chars(value: str) -> bool:
+    if value.isascii() and value.isprintable():
+        return False  # the common case, decided in C without the regex
     return _CONTROL_CHARS.search(value) is not None
 
 

@@ -5,6 +5,7 @@ writer that waits too long, tables that were never migrated."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -115,17 +116,67 @@ def test_a_connection_killed_mid_spend_writes_nothing(
     assert (replay.replayed, replay.usage_remaining) == (True, 65)
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_a_connection_killed_between_requests_is_replaced(
+SERVER_BACKENDS = [pytest.param("postgres", marks=pytest.mark.postgres),
+                   pytest.param("mysql", marks=pytest.mark.mysql)]
+
+
+def _kill_pooled_connections(lz: Licenzy, backend: str) -> int:
+    """Kill, from the server side, every connection the store's pool holds idle."""
+    pool = lz.store.engine.pool  # type: ignore[attr-defined]
+    records = list(pool._pool.queue)
+    for record in records:
+        dbapi = record.dbapi_connection
+        if backend == "postgres":
+            SERVERS[backend].admin(f"SELECT pg_terminate_backend({dbapi.info.backend_pid})")
+        else:
+            SERVERS[backend].admin(f"KILL {dbapi.thread_id()}")
+    return len(records)
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_a_connection_killed_between_checks_is_replaced(
         backend: str, open_licenzy: Callable[..., Licenzy]) -> None:
+    """No ping on a connection used a moment ago: the access check finds it dead, and —
+    a read that changes nothing — asks again on a fresh connection, so the request still
+    gets its answer."""
     lz = open_licenzy()
     lz.grant("user_1", "WEEK_PASS", reason="a")
     assert lz.check_access("user_1")
-    with lz.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
-    SERVERS[backend].admin(f"SELECT pg_terminate_backend({pid})")
-    # The pooled connection is dead; the pre-ping notices and the request still succeeds.
+    assert _kill_pooled_connections(lz, backend) >= 1
     assert lz.check_access("user_1")
+    assert not lz.check_access("user_2")
+    assert lz.check_access("user_1", "units") is not None
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_a_connection_that_idled_is_pinged_before_a_write(
+        backend: str, open_licenzy: Callable[..., Licenzy], monkeypatch: Any) -> None:
+    """A connection that sat in the pool past ``PING_AFTER_IDLE_S`` is pinged at checkout;
+    a dead one is replaced before the transaction sends anything, so the write succeeds."""
+    from licenzy_embed.stores import sqlalchemy as module
+
+    monkeypatch.setattr(module, "PING_AFTER_IDLE_S", 0.05)
+    lz = open_licenzy()
+    lz.grant("user_1", "CREDITS_100", reason="a")
+    assert _kill_pooled_connections(lz, backend) >= 1
+    time.sleep(0.1)
+    assert lz.consume_usage("user_1", 5, idempotency_key="after-idle").usage_remaining == 95
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_a_write_on_a_connection_killed_a_moment_ago_fails_closed_then_recovers(
+        backend: str, open_licenzy: Callable[..., Licenzy]) -> None:
+    """Without the ping a hot connection's death surfaces on the write: 503, nothing
+    written, and the pool is renewed, so the client's retry (same key) spends once."""
+    lz = open_licenzy()
+    lz.grant("user_1", "CREDITS_100", reason="a")
+    before = state(lz, "user_1")
+    assert _kill_pooled_connections(lz, backend) >= 1
+    with pytest.raises(StoreUnavailable):
+        lz.consume_usage("user_1", 5, idempotency_key="retried")
+    assert state(lz, "user_1") == before
+    assert lz.consume_usage("user_1", 5, idempotency_key="retried").usage_remaining == 95
+    assert lz.consume_usage("user_1", 5, idempotency_key="retried").replayed
 
 
 def test_a_sqlite_writer_that_waits_too_long_fails_closed(tmp_path: Any) -> None:
@@ -191,3 +242,23 @@ def test_a_deadlock_is_a_retryable_outage(backend: str,
     failed = [o for o in outcomes if o is not None]
     assert len(outcomes) == 2 and len(failed) == 1, outcomes
     assert isinstance(failed[0], StoreUnavailable) and failed[0].retryable, failed[0]
+
+
+@pytest.mark.parametrize("backend", SERVER_BACKENDS)
+def test_pool_pre_ping_restores_the_ping_on_every_checkout(db_url: str) -> None:
+    from licenzy_embed.stores import sqlalchemy as module
+
+    pinged = SQLAlchemyStore(db_url, pool_pre_ping=True)
+    idle_only = SQLAlchemyStore(db_url)
+    try:
+        assert pinged.engine.pool._pre_ping
+        assert not idle_only.engine.pool._pre_ping
+        # the idle ping is installed only where the pool does not ping already
+        assert not any(getattr(f, "__qualname__", "").startswith("_ping_when_idle")
+                       for f in pinged.engine.pool.dispatch.checkout)
+        assert any(getattr(f, "__qualname__", "").startswith("_ping_when_idle")
+                   for f in idle_only.engine.pool.dispatch.checkout)
+        assert module.PING_AFTER_IDLE_S == 1.0
+    finally:
+        pinged.close()
+        idle_only.close()

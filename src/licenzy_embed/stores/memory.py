@@ -320,7 +320,8 @@ class InMemoryStore:
                 self._active.tx = None
 
     def has_access(self, mode: str, subject_ref: str, now: datetime) -> bool:
-        self._check()
+        if self._outage:  # _check(), inlined on the hot path
+            self._check()
         with self._lock:
             ids = self._tables.by_subject.get((mode, subject_ref))
             if ids:
