@@ -593,6 +593,26 @@ _ADJUST_ENTITLEMENT = _ENT.update().where(
     _ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == sa.bindparam("b_id"),
 ).values(usage_remaining=_ENT.c.usage_remaining + sa.bindparam("b_delta"),
          updated_at=sa.bindparam("b_now", type_=_ENT.c.updated_at.type))
+# Both decrements in one statement where the database allows it. PostgreSQL: the meter's
+# UPDATE … RETURNING as a data-modifying CTE, the entitlement's UPDATE conditional on it having
+# matched. MariaDB: a multi-table UPDATE of both rows (it has no UPDATE … RETURNING, so the
+# new balance is still read back). SQLite (whose CTEs cannot hold DML) runs the two.
+_METER_STEP = _ADJUST_METER_RETURNING.cte("meter_step")
+_ADJUST_BOTH_PG = sa.select(_METER_STEP.c.usage_remaining).add_cte(
+    _ENT.update().where(
+        _ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == sa.bindparam("b_id"),
+        sa.exists(sa.select(_METER_STEP.c.usage_remaining)),
+    ).values(usage_remaining=_ENT.c.usage_remaining + sa.bindparam("b_delta"),
+             updated_at=sa.bindparam("b_now", type_=_ENT.c.updated_at.type))
+    .cte("entitlement_step"))
+_ADJUST_BOTH_MYSQL = _METERS.update().where(
+    _METERS.c.mode == sa.bindparam("b_mode"), _METERS.c.entitlement_id == sa.bindparam("b_id"),
+    _METERS.c.meter == sa.bindparam("b_meter"),
+    _METERS.c.usage_remaining + sa.bindparam("b_delta") >= 0,
+    _ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == _METERS.c.entitlement_id,
+).values({_METERS.c.usage_remaining: _METERS.c.usage_remaining + sa.bindparam("b_delta"),
+          _ENT.c.usage_remaining: _ENT.c.usage_remaining + sa.bindparam("b_delta"),
+          _ENT.c.updated_at: sa.bindparam("b_now", type_=_ENT.c.updated_at.type)})
 _USAGE_RECORD = sa.select(schema.usage_records).where(
     schema.usage_records.c.mode == sa.bindparam("b_mode"),
     schema.usage_records.c.subject_ref == sa.bindparam("b_subject"),
@@ -828,22 +848,30 @@ class SQLTransaction:
     def adjust_units(self, entitlement_id: str, delta: int, now: datetime,
                      meter: str = "units") -> int:
         params = {"b_mode": self.mode, "b_id": entitlement_id, "b_meter": meter,
-                  "b_delta": delta}
-        value: int | None = None
-        if self._conn.dialect.update_returning:
-            row = self._execute(_ADJUST_METER_RETURNING, params).first()
+                  "b_delta": delta, "b_now": now}
+        # The meter's balance and the entitlement's sum of its meters (which the access
+        # check reads) move together: one statement on PostgreSQL and MariaDB, two on SQLite.
+        if self._dialect == "postgresql":
+            row = self._execute(_ADJUST_BOTH_PG, params).first()
             if row is not None:
-                value = int(row[0])
-        elif self._execute(_ADJUST_METER, params).rowcount == 1:
-            # MariaDB has no UPDATE … RETURNING; the row is ours (its entitlement is locked
-            # by this transaction), so reading it back sees exactly what the update wrote.
-            value = int(self._execute(
-                _METER_LEFT, {"b_id": entitlement_id, "b_meter": meter}).scalar_one())
-        if value is not None:
-            # The entitlement's sum of its meters, which the access check reads.
-            self._execute(_ADJUST_ENTITLEMENT, {"b_mode": self.mode, "b_id": entitlement_id,
-                                                "b_delta": delta, "b_now": now})
-            return value
+                return int(row[0])
+        elif self._dialect in ("mysql", "mariadb"):
+            if self._execute(_ADJUST_BOTH_MYSQL, params).rowcount > 0:
+                # The rows are ours (the entitlement is locked by this transaction), so
+                # reading the meter back sees exactly what the update wrote.
+                return int(self._execute(
+                    _METER_LEFT, {"b_id": entitlement_id, "b_meter": meter}).scalar_one())
+        else:
+            value: int | None = None
+            if self._conn.dialect.update_returning:
+                row = self._execute(_ADJUST_METER_RETURNING, params).first()
+                value = None if row is None else int(row[0])
+            elif self._execute(_ADJUST_METER, params).rowcount == 1:  # SQLite before 3.35
+                value = int(self._execute(
+                    _METER_LEFT, {"b_id": entitlement_id, "b_meter": meter}).scalar_one())
+            if value is not None:
+                self._execute(_ADJUST_ENTITLEMENT, params)
+                return value
         exists = self._execute(
             sa.select(_ENT.c.id).where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
         ).first()
