@@ -1,7 +1,8 @@
 """Usage: atomic, idempotent spending of units, and holds (reservations).
 
 Each operation runs as one store transaction that first locks the subject's entitlement rows
-(``StoreTransaction.lock_subject``); units then move only through the store's conditional,
+(``StoreTransaction.lock_for_usage``, which also reads what the operation looks at under that
+lock); units then move only through the store's conditional,
 relative ``adjust_units``. Two spends on one subject therefore serialise in every store, and a
 spend can neither overdraw nor be applied twice — the idempotency record is written in the same
 transaction, under a unique key.
@@ -146,23 +147,33 @@ class UsageEngine:
         ))
 
     def _give_back(self, tx: StoreTransaction, hold: HoldRecord, allocations: Allocation,
-                   action: str, now: datetime) -> None:
+                   action: str, now: datetime,
+                   locked: list[EntitlementRecord] | None = None) -> dict[str, int]:
+        """Give ``allocations`` back to their entitlements; returns each one's new balance of
+        the hold's meter. ``locked``: the subject's rows as this transaction locked them,
+        whose statuses stand for the entitlements' own (a row not among them is read and
+        locked here)."""
+        by_id = {r.id: r for r in locked or ()}
+        balances: dict[str, int] = {}
         for entitlement_id, units in allocations:
-            record = tx.get_entitlement(entitlement_id)
+            record = by_id.get(entitlement_id) or tx.get_entitlement(entitlement_id)
             # A refunded pack stays at zero: its units were paid back with the money.
             if record is None or record.status == REFUNDED or units == 0:
                 continue
-            tx.adjust_units(entitlement_id, units, now, hold.meter)
+            balances[entitlement_id] = tx.adjust_units(entitlement_id, units, now, hold.meter)
             self._ledger(tx, hold.subject_ref, action, now, entitlement_id, units, hold.id,
                          f"hold {action}", hold.meter)
+        return balances
 
-    def expire_holds(self, tx: StoreTransaction, subject_ref: str, now: datetime) -> int:
+    def expire_holds(self, tx: StoreTransaction, subject_ref: str, now: datetime,
+                     locked: list[EntitlementRecord] | None = None) -> int:
         """Release the subject's holds past their expiry. The caller must already hold the
-        subject's row locks (``tx.lock_subject``): they are what stops two concurrent sweeps
-        from both seeing a hold as still held and giving its units back twice."""
+        subject's row locks (``tx.lock_subject``, whose rows it may pass as ``locked``): they
+        are what stops two concurrent sweeps from both seeing a hold as still held and giving
+        its units back twice."""
         expired = tx.expired_holds(subject_ref, now)
         for hold in expired:
-            self._give_back(tx, hold, hold.allocations, "expired", now)
+            self._give_back(tx, hold, hold.allocations, "expired", now, locked)
             tx.save_hold(_settled(hold, "expired", None, now))
         return len(expired)
 
@@ -170,7 +181,7 @@ class UsageEngine:
               action: str, reference: str, meter: str,
               records: list[EntitlementRecord]) -> tuple[Allocation, int]:
         """Take ``units`` of ``meter`` all-or-nothing from ``records``: the subject's rows as
-        this transaction locked them, its expired holds already swept (as ``_locked_swept``
+        this transaction locked them, its expired holds already swept (as ``consume``
         does) and nothing changed since. Returns the allocation and what is left of that meter."""
         ordered = spend_order(records, now, meter)
         plan = allocate(ordered, units, meter)
@@ -187,24 +198,14 @@ class UsageEngine:
                          "usage " + action, meter)
         return plan, remaining(records, now, meter) - units
 
-    def _locked_swept(self, tx: StoreTransaction, subject_ref: str,
-                      now: datetime) -> list[EntitlementRecord]:
-        """Lock the subject's rows and sweep its expired holds; the rows as they are after the
-        sweep (read again only when it gave units back). One lock per operation: the rows it
-        returns stay current while the transaction holds them and changes nothing else."""
-        records = tx.lock_subject(subject_ref)
-        if self.expire_holds(tx, subject_ref, now):
-            records = tx.lock_subject(subject_ref)
-        return records
-
     def consume(self, tx: StoreTransaction, subject_ref: str, units: int, key: str,
                 now: datetime, meter: str = "units") -> tuple[UsageResult, list[ChangeEvent]]:
-        records = tx.lock_subject(subject_ref)
-        previous = tx.get_usage_record(subject_ref, key)
-        if previous is not None:
-            return _replay(previous, units, meter), []
-        if self.expire_holds(tx, subject_ref, now):
-            records = tx.lock_subject(subject_ref)
+        locked = tx.lock_for_usage(subject_ref, now, usage_key=key)
+        if locked.usage is not None:
+            return _replay(locked.usage, units, meter), []
+        records = locked.entitlements
+        if locked.expired_holds and self.expire_holds(tx, subject_ref, now, records):
+            records = tx.lock_subject(subject_ref)  # the rows as the sweep left them
         plan, left = self._take(tx, subject_ref, units, now, "consumed", key, meter, records)
         tx.insert_usage_record(UsageRecord(self.mode, subject_ref, key, units, plan, left, now,
                                            meter))
@@ -215,8 +216,11 @@ class UsageEngine:
                 now: datetime, ttl: timedelta, meter: str = "units") -> HoldRecord:
         # Sweep first: a hold of this key that is past its expiry must be seen as expired
         # (units given back, key free to hold again), not replayed as if it still held.
-        records = self._locked_swept(tx, subject_ref, now)
-        previous = tx.get_hold_by_key(subject_ref, key)
+        locked = tx.lock_for_usage(subject_ref, now, hold_key=key)
+        records, previous = locked.entitlements, locked.hold
+        if locked.expired_holds and self.expire_holds(tx, subject_ref, now, records):
+            # The rows, and this key's hold (the sweep may have settled it), as it left them.
+            records, previous = tx.lock_subject(subject_ref), tx.get_hold_by_key(subject_ref, key)
         if previous is not None:
             if previous.units != units or previous.meter != meter:
                 raise IdempotencyConflict(
@@ -243,8 +247,8 @@ class UsageEngine:
                now: datetime) -> tuple[HoldRecord, UsageResult | None, list[ChangeEvent]]:
         """Settle a hold for ``units`` (all when None). Returns the result, or None when the
         hold had expired — the caller raises after the expiry is committed."""
-        records = tx.lock_subject(subject_ref)
-        hold = tx.get_hold(hold_id)
+        locked = tx.lock_for_usage(subject_ref, now, hold_id=hold_id)
+        records, hold = locked.entitlements, locked.hold
         if hold is None:
             raise ReservationExpired(f"no hold {hold_id}")
         wanted = hold.units if units is None else units
@@ -260,25 +264,28 @@ class UsageEngine:
         if hold.status != "held":
             return hold, None, []
         if hold.expires_at <= now:
-            self.expire_holds(tx, subject_ref, now)
+            self.expire_holds(tx, subject_ref, now, records)
             return tx.get_hold(hold_id) or hold, None, []
         giveback = _tail(hold.allocations, hold.units - wanted)
-        self._give_back(tx, hold, giveback, "released", now)
+        given = self._give_back(tx, hold, giveback, "released", now, records)
         settled = _settled(hold, "committed", wanted, now)
         tx.save_hold(settled)
         self._ledger(tx, subject_ref, "committed", now, hold.allocations[0][0], 0, hold.id,
                      f"hold committed for {wanted} units", hold.meter)
-        left = remaining(tx.lock_subject(subject_ref), now, hold.meter)
+        # What is left: the locked rows with the balances the give-back set (nothing else
+        # changed them since the lock), instead of reading them all again.
+        left = remaining([_with_balance(r, hold.meter, given[r.id]) if r.id in given else r
+                          for r in records], now, hold.meter)
         return settled, UsageResult(True, wanted, left, meter=hold.meter), [
             _consumed_event(subject_ref, wanted, left, hold.idempotency_key, hold.meter)]
 
     def release(self, tx: StoreTransaction, hold_id: str, subject_ref: str,
                 now: datetime) -> HoldRecord | None:
-        tx.lock_subject(subject_ref)
-        hold = tx.get_hold(hold_id)
+        locked = tx.lock_for_usage(subject_ref, now, hold_id=hold_id)
+        hold = locked.hold
         if hold is None or hold.status != "held":
             return hold  # releasing twice, or after commit/expiry, changes nothing
-        self._give_back(tx, hold, hold.allocations, "released", now)
+        self._give_back(tx, hold, hold.allocations, "released", now, locked.entitlements)
         settled = _settled(hold, "released", None, now)
         tx.save_hold(settled)
         return settled
@@ -296,6 +303,10 @@ def _replay(previous: UsageRecord, units: int, meter: str) -> UsageResult:
 
 def _settled(hold: HoldRecord, status: str, committed: int | None, now: datetime) -> HoldRecord:
     return replace(hold, status=status, committed_units=committed, settled_at=now)
+
+
+def _with_balance(record: EntitlementRecord, meter: str, balance: int) -> EntitlementRecord:
+    return replace(record, balances={**record.balances, meter: balance})
 
 
 def _tail(allocations: Allocation, units: int) -> Allocation:

@@ -415,3 +415,79 @@ def test_one_pooled_connection_is_enough(db_url: str) -> None:
         assert not lz.check_access("user_1")
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------------------- after the lock
+def _waiting_on(holder: sa.Connection, backend: str, probe: sa.Connection) -> int:
+    """How many transactions wait, directly or queued behind another waiter, for a lock
+    ``holder``'s transaction holds. (The probe ends its transaction each time: PostgreSQL
+    keeps one snapshot of pg_stat_activity per transaction.)"""
+    if backend == "postgres":
+        me = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        query = ("SELECT pid, blocker FROM pg_stat_activity, "
+                 "unnest(pg_blocking_pids(pid)) AS blocker")
+    else:
+        me = holder.exec_driver_sql("SELECT trx_id FROM information_schema.innodb_trx "
+                                    "WHERE trx_mysql_thread_id = CONNECTION_ID()").scalar()
+        query = ("SELECT requesting_trx_id, blocking_trx_id "
+                 "FROM information_schema.innodb_lock_waits")
+    try:
+        edges = probe.exec_driver_sql(query).all()
+    finally:
+        probe.rollback()
+    behind = {me}
+    while True:
+        more = {str(w) for w, b in edges if str(b) in behind or b in behind} - behind
+        if not more:
+            return len(behind) - 1
+        behind |= more
+
+
+# Not on SQLite: a writer waits at BEGIN IMMEDIATE there, before its transaction reads a thing.
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres),
+                                     pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_a_spend_that_waited_for_the_lock_reads_what_the_holder_committed(
+        backend: str, open_licenzy: Callable[..., Licenzy]) -> None:
+    """The read after a spend's lock (meters, the key's usage record, expired holds) is a
+    statement of its own: on PostgreSQL, rows joined into the SELECT … FOR UPDATE would come
+    from the snapshot that statement took before it waited, so a spend queued behind another
+    would allocate from the balance before that one, report it, and miss its usage record.
+    Here two spends wait on a transaction that spent 30 units under key k1 and expired a
+    hold: the new key must see 100 - 30 - 20, the same key must replay the first answer
+    without a retry, and the hold must not be given back twice."""
+    lz = open_licenzy()
+    lz.unit_of_work.attempts = 1  # a stale read of k1 must not be hidden by a retry
+    pack = lz.grant("user_1", "CREDITS_100", reason="t")
+    hold = lz.reserve_usage("user_1", 10, idempotency_key="h1", ttl=timedelta(seconds=1))
+    lz.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
+    results: dict[str, object] = {}
+    errors: list[BaseException] = []
+
+    def spend(key: str, units: int) -> None:
+        try:
+            results[key] = lz.consume_usage("user_1", units, idempotency_key=key)
+        except BaseException as exc:  # pragma: no cover - the failure being tested
+            errors.append(exc)
+
+    waiters = [threading.Thread(target=spend, args=("k2", 20)),
+               threading.Thread(target=spend, args=("k1", 30))]
+    with lz.store.transaction(lz.mode) as tx, lz.store.engine.connect() as probe:  # type: ignore[attr-defined]
+        first = lz.consume_usage("user_1", 30, idempotency_key="k1")  # joins tx; sweeps h1
+        assert first.usage_remaining == 70
+        for waiter in waiters:
+            waiter.start()
+        deadline = time.monotonic() + 30
+        while _waiting_on(tx._conn, backend, probe) < 2:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, ("the spends never queued", errors)
+            # InnoDB refreshes what information_schema shows of its locks only when it was
+            # not read for 0.1 s: polling faster would see the first answer for ever.
+            time.sleep(0.2)
+    for waiter in waiters:
+        waiter.join(60)
+    assert errors == []
+    assert results["k2"].usage_remaining == 50, results  # type: ignore[attr-defined]
+    assert results["k1"].replayed and results["k1"].usage_remaining == 70, results  # type: ignore[attr-defined]
+    assert lz.entitlements("user_1")[0].usage_remaining == 50
+    assert [e.action for e in lz.ledger("user_1")].count("expired") == 1
+    assert lz.get_reservation(hold.id).status == "expired"  # type: ignore[union-attr]
+    assert pack.id

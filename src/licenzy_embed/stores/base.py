@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -51,6 +52,19 @@ class UnitsConflict(Exception):
     """A conditional units update found fewer units than the change needs."""
 
 
+@dataclass(frozen=True)
+class LockedSubject:
+    """What ``StoreTransaction.lock_for_usage`` read: the subject's entitlements as
+    ``lock_subject`` returns them, the usage record or hold asked for (None when there is
+    none, or none was asked for), and whether the subject has holds still ``held`` past their
+    expiry (what ``expired_holds`` would list)."""
+
+    entitlements: list[EntitlementRecord]
+    usage: UsageRecord | None = None
+    hold: HoldRecord | None = None
+    expired_holds: bool = False
+
+
 class StoreTransaction(Protocol):
     mode: str
 
@@ -61,6 +75,18 @@ class StoreTransaction(Protocol):
         A later call in the same transaction returns the same rows, re-read (plus rows this
         transaction inserted) — not rows another transaction committed meanwhile: waiting on
         those after already holding locks is how two spends deadlock."""
+
+    def lock_for_usage(self, subject_ref: str, now: datetime, *, usage_key: str | None = None,
+                       hold_key: str | None = None,
+                       hold_id: str | None = None) -> LockedSubject:
+        """``lock_subject``, then what a usage operation reads under that lock, all read after
+        the lock was granted: the usage record of ``usage_key``, the hold of ``hold_key`` (of
+        this subject) or of ``hold_id``, and whether the subject has expired holds.
+
+        The same as calling ``lock_subject``, ``get_usage_record`` / ``get_hold_by_key`` /
+        ``get_hold`` and ``expired_holds`` in turn; a SQL store does it in two statements (the
+        locking SELECT, then one plain read), so the spend path pays one round trip for what
+        were three."""
 
     def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
         """Lock and return one entitlement."""

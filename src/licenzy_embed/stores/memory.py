@@ -30,7 +30,7 @@ from ..records import (
     UsageRecord,
     Watermark,
 )
-from .base import DuplicateKey, UnitsConflict, sorted_oldest_first
+from .base import DuplicateKey, LockedSubject, UnitsConflict, sorted_oldest_first
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -118,6 +118,16 @@ class _MemoryTransaction:
     def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
         ids = self._t.by_subject.get((self.mode, subject_ref), [])
         return sorted_oldest_first([self._t.entitlements[(self.mode, i)] for i in ids])
+
+    def lock_for_usage(self, subject_ref: str, now: datetime, *, usage_key: str | None = None,
+                       hold_key: str | None = None,
+                       hold_id: str | None = None) -> LockedSubject:
+        hold = (self.get_hold(hold_id) if hold_id is not None else
+                self.get_hold_by_key(subject_ref, hold_key) if hold_key is not None else None)
+        return LockedSubject(
+            self.lock_subject(subject_ref),
+            None if usage_key is None else self.get_usage_record(subject_ref, usage_key),
+            hold, any(h.expires_at <= now for h in self._open(subject_ref)))
 
     def get_entitlement(self, entitlement_id: str) -> EntitlementRecord | None:
         return self._t.entitlements.get((self.mode, entitlement_id))

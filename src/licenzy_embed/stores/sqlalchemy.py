@@ -80,7 +80,7 @@ from ..records import (
 )
 from . import _sql_schema as schema
 from ._sql_probe import Probe
-from .base import DuplicateKey, UnitsConflict
+from .base import DuplicateKey, LockedSubject, UnitsConflict
 
 __all__ = ["SQLAlchemyStore", "create_engine", "migrate"]
 
@@ -628,6 +628,26 @@ _ADJUST_ENTITLEMENT = _ENT.update().where(
     _ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == sa.bindparam("b_id"),
 ).values(usage_remaining=_ENT.c.usage_remaining + sa.bindparam("b_delta"),
          updated_at=sa.bindparam("b_now", type_=_ENT.c.updated_at.type))
+# Both decrements in one statement where the database allows it. PostgreSQL: the meter's
+# UPDATE … RETURNING as a data-modifying CTE, the entitlement's UPDATE conditional on it having
+# matched. MariaDB: a multi-table UPDATE of both rows (it has no UPDATE … RETURNING, so the
+# new balance is still read back). SQLite (whose CTEs cannot hold DML) runs the two.
+_METER_STEP = _ADJUST_METER_RETURNING.cte("meter_step")
+_ADJUST_BOTH_PG = sa.select(_METER_STEP.c.usage_remaining).add_cte(
+    _ENT.update().where(
+        _ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == sa.bindparam("b_id"),
+        sa.exists(sa.select(_METER_STEP.c.usage_remaining)),
+    ).values(usage_remaining=_ENT.c.usage_remaining + sa.bindparam("b_delta"),
+             updated_at=sa.bindparam("b_now", type_=_ENT.c.updated_at.type))
+    .cte("entitlement_step"))
+_ADJUST_BOTH_MYSQL = _METERS.update().where(
+    _METERS.c.mode == sa.bindparam("b_mode"), _METERS.c.entitlement_id == sa.bindparam("b_id"),
+    _METERS.c.meter == sa.bindparam("b_meter"),
+    _METERS.c.usage_remaining + sa.bindparam("b_delta") >= 0,
+    _ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == _METERS.c.entitlement_id,
+).values({_METERS.c.usage_remaining: _METERS.c.usage_remaining + sa.bindparam("b_delta"),
+          _ENT.c.usage_remaining: _ENT.c.usage_remaining + sa.bindparam("b_delta"),
+          _ENT.c.updated_at: sa.bindparam("b_now", type_=_ENT.c.updated_at.type)})
 _USAGE_RECORD = sa.select(schema.usage_records).where(
     schema.usage_records.c.mode == sa.bindparam("b_mode"),
     schema.usage_records.c.subject_ref == sa.bindparam("b_subject"),
@@ -638,6 +658,55 @@ _SUBJECT_EXPIRED_HOLDS = sa.select(_HOLDS).where(
     _HOLDS.c.subject_ref == sa.bindparam("b_subject"),
 ).order_by(_HOLDS.c.created_at, _HOLDS.c.id)
 _LEDGER_INSERT = schema.ledger.insert()
+
+# The read after a usage operation's lock: the locked rows' meters, the usage record or the
+# hold asked for, and whether the subject has expired holds, in one statement. A one-row
+# derived table LEFT JOINs each (there is always a row, and one per meter row: the usage
+# record and the hold are at most one row each); columns are labelled by table.
+_METER_LABELS = [f"m_{c.name}" for c in _METERS.c]
+_USAGE_LABELS = [f"u_{c.name}" for c in schema.usage_records.c]
+_HOLD_LABELS = [f"h_{c.name}" for c in _HOLDS.c]
+_POST_LOCK_READS: dict[tuple[bool, str | None], Executable] = {}
+
+
+def _post_lock_read(usage: bool, hold_by: str | None) -> Executable:
+    """The post-lock read (``SQLTransaction.lock_for_usage``), with the usage record of
+    ``b_key`` when ``usage``, and the hold of id ``b_hold`` (``hold_by="id"``) or of the
+    subject's key ``b_hold`` (``"key"``); built once per shape."""
+    cached = _POST_LOCK_READS.get((usage, hold_by))
+    if cached is not None:
+        return cached
+    # The one row carries the subject, so each join's condition names it (SQLAlchemy's
+    # MySQL compiler warns of a cartesian product for a join whose ON does not).
+    subject = sa.select(sa.bindparam("b_mode", type_=_ENT.c.mode.type).label("mode"),
+                        sa.bindparam("b_subject", type_=_ENT.c.subject_ref.type)
+                        .label("subject_ref")).subquery("subject")
+    expired = sa.exists().where(
+        _HOLDS.c.mode == sa.bindparam("b_mode"), _HOLDS.c.subject_ref == sa.bindparam("b_subject"),
+        _HOLDS.c.status == "held", _HOLDS.c.expires_at <= sa.bindparam("b_now"),
+    ).label("expired")
+    meters = _METERS.alias("m")
+    columns: list[Any] = [expired, *(meters.c[n[2:]].label(n) for n in _METER_LABELS)]
+    joined: Any = subject.outerjoin(meters, sa.and_(
+        meters.c.mode == subject.c.mode,
+        meters.c.entitlement_id.in_(sa.bindparam("b_ids", expanding=True))))
+    if usage:
+        u = schema.usage_records.alias("u")
+        columns += [u.c[n[2:]].label(n) for n in _USAGE_LABELS]
+        joined = joined.outerjoin(u, sa.and_(
+            u.c.mode == subject.c.mode, u.c.subject_ref == subject.c.subject_ref,
+            u.c.idempotency_key == sa.bindparam("b_key")))
+    if hold_by is not None:
+        h = _HOLDS.alias("h")
+        columns += [h.c[n[2:]].label(n) for n in _HOLD_LABELS]
+        joined = joined.outerjoin(h, sa.and_(h.c.mode == subject.c.mode, (
+            h.c.id == sa.bindparam("b_hold") if hold_by == "id" else sa.and_(
+                h.c.subject_ref == subject.c.subject_ref,
+                h.c.idempotency_key == sa.bindparam("b_hold")))))
+    statement = sa.select(*columns).select_from(joined).order_by(
+        meters.c.entitlement_id, meters.c.meter)
+    _POST_LOCK_READS[(usage, hold_by)] = statement
+    return statement
 
 
 def _has_feature(codes: Collection[str], meter: str | None) -> Select[Any]:
@@ -707,12 +776,16 @@ class SQLTransaction:
 
     # -- entitlements
     def lock_subject(self, subject_ref: str) -> list[EntitlementRecord]:
+        return self._with_meters(self._lock_rows(subject_ref))
+
+    def _lock_rows(self, subject_ref: str) -> list[Mapping[Any, Any]]:
+        """The subject's entitlement rows, locked (their meters not read yet)."""
         held = self._locked.get(subject_ref)
         if held is None:
-            records = self._with_meters(list(self._execute(
-                _LOCK_SUBJECT, {"b_mode": self.mode, "b_subject": subject_ref}).mappings()))
-            self._locked[subject_ref] = {r.id for r in records}
-            return records
+            rows: list[Mapping[Any, Any]] = list(self._execute(
+                _LOCK_SUBJECT, {"b_mode": self.mode, "b_subject": subject_ref}).mappings())
+            self._locked[subject_ref] = {r["id"] for r in rows}
+            return rows
         if not held:
             return []
         # Locked already: read those rows again (their values now), with a plain read —
@@ -722,7 +795,33 @@ class SQLTransaction:
         # holds it and waits for ours. This transaction is ordered before that grant.
         query = (sa.select(_ENT).where(self._in_mode(_ENT), _ENT.c.id.in_(sorted(held)))
                  .order_by(_ENT.c.created_at, _ENT.c.id))
-        return self._with_meters(list(self._execute(query).mappings()))
+        return list(self._execute(query).mappings())
+
+    def lock_for_usage(self, subject_ref: str, now: datetime, *, usage_key: str | None = None,
+                       hold_key: str | None = None,
+                       hold_id: str | None = None) -> LockedSubject:
+        rows = self._lock_rows(subject_ref)
+        # A statement of its own, after the locking one: on PostgreSQL it reads a snapshot
+        # taken once the lock was granted. Rows joined into the SELECT … FOR UPDATE itself
+        # would come from that statement's snapshot, taken before it waited for the lock: a
+        # spend that waited for another would miss the meter change, the usage record and
+        # the settled holds that one committed.
+        hold_by = "id" if hold_id is not None else "key" if hold_key is not None else None
+        statement = _post_lock_read(usage_key is not None, hold_by)
+        found = list(self._execute(statement, {
+            "b_mode": self.mode, "b_subject": subject_ref, "b_now": now,
+            "b_ids": _metered_ids(rows), "b_key": usage_key,
+            "b_hold": hold_id if hold_id is not None else hold_key}).mappings())
+        first = found[0]
+        meters = _grouped({name[2:]: row[name] for name in _METER_LABELS}
+                          for row in found if row["m_entitlement_id"] is not None)
+        usage = hold = None
+        if usage_key is not None and first["u_idempotency_key"] is not None:
+            usage = _usage({name[2:]: first[name] for name in _USAGE_LABELS})
+        if hold_by is not None and first["h_id"] is not None:
+            hold = _hold({name[2:]: first[name] for name in _HOLD_LABELS})
+        return LockedSubject([_entitlement(r, meters) for r in rows], usage, hold,
+                             bool(first["expired"]))
 
     def _with_meters(self, rows: list[Mapping[Any, Any]]) -> list[EntitlementRecord]:
         """Records of entitlement rows, with their meters read in one more statement (none
@@ -787,22 +886,30 @@ class SQLTransaction:
     def adjust_units(self, entitlement_id: str, delta: int, now: datetime,
                      meter: str = "units") -> int:
         params = {"b_mode": self.mode, "b_id": entitlement_id, "b_meter": meter,
-                  "b_delta": delta}
-        value: int | None = None
-        if self._conn.dialect.update_returning:
-            row = self._execute(_ADJUST_METER_RETURNING, params).first()
+                  "b_delta": delta, "b_now": now}
+        # The meter's balance and the entitlement's sum of its meters (which the access
+        # check reads) move together: one statement on PostgreSQL and MariaDB, two on SQLite.
+        if self._dialect == "postgresql":
+            row = self._execute(_ADJUST_BOTH_PG, params).first()
             if row is not None:
-                value = int(row[0])
-        elif self._execute(_ADJUST_METER, params).rowcount == 1:
-            # MariaDB has no UPDATE … RETURNING; the row is ours (its entitlement is locked
-            # by this transaction), so reading it back sees exactly what the update wrote.
-            value = int(self._execute(
-                _METER_LEFT, {"b_id": entitlement_id, "b_meter": meter}).scalar_one())
-        if value is not None:
-            # The entitlement's sum of its meters, which the access check reads.
-            self._execute(_ADJUST_ENTITLEMENT, {"b_mode": self.mode, "b_id": entitlement_id,
-                                                "b_delta": delta, "b_now": now})
-            return value
+                return int(row[0])
+        elif self._dialect in ("mysql", "mariadb"):
+            if self._execute(_ADJUST_BOTH_MYSQL, params).rowcount > 0:
+                # The rows are ours (the entitlement is locked by this transaction), so
+                # reading the meter back sees exactly what the update wrote.
+                return int(self._execute(
+                    _METER_LEFT, {"b_id": entitlement_id, "b_meter": meter}).scalar_one())
+        else:
+            value: int | None = None
+            if self._conn.dialect.update_returning:
+                row = self._execute(_ADJUST_METER_RETURNING, params).first()
+                value = None if row is None else int(row[0])
+            elif self._execute(_ADJUST_METER, params).rowcount == 1:  # SQLite before 3.35
+                value = int(self._execute(
+                    _METER_LEFT, {"b_id": entitlement_id, "b_meter": meter}).scalar_one())
+            if value is not None:
+                self._execute(_ADJUST_ENTITLEMENT, params)
+                return value
         exists = self._execute(
             sa.select(_ENT.c.id).where(self._in_mode(_ENT), _ENT.c.id == entitlement_id)
         ).first()
