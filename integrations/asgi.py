@@ -19,7 +19,9 @@ FastAPI::
     async def generate(hold: Reservation = Depends(consume_usage(billing, 10))): ...
 
 Blocking store work runs in a worker thread (``anyio.to_thread``) from async endpoints; sync
-endpoints already run in Starlette's thread pool and call the store directly.
+endpoints already run in Starlette's thread pool and call the store directly. A store that
+never waits (``InMemoryStore``, whose ``blocking`` is False) is called on the event loop: a
+thread hop would cost more than the call.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, TypeVar, cast, overload
 try:
     import anyio
     import anyio.from_thread
+    import anyio.lowlevel
     import anyio.to_thread
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
@@ -106,6 +109,20 @@ async def _shielded(func: Callable[[], T]) -> T:
     with anyio.CancelScope(shield=True):
         result = await anyio.to_thread.run_sync(func)
     return result
+
+
+async def _on_loop(func: Callable[..., T], *args: Any) -> T:
+    # A store that never waits (``blocking = False``): a worker thread would cost more than
+    # the call. The checkpoint first is where a request given up meanwhile is cancelled — as
+    # it would be awaiting the thread — so its hold is given back, never committed.
+    await anyio.lowlevel.checkpoint()
+    return func(*args)
+
+
+async def _on_loop_shielded(func: Callable[[], T]) -> T:
+    # No checkpoint: a release must run even for a cancelled request (the call has no await,
+    # so nothing can interrupt it).
+    return func()
 
 
 def _cancelled() -> bool:
@@ -186,6 +203,21 @@ class LicenzyASGI:
         self.denial_handler: DenialHandler = denial_handler or default_denial
         self._async_resolver = inspect.iscoroutinefunction(self.subject_resolver) or (
             inspect.iscoroutinefunction(type(self.subject_resolver).__call__))
+        # Where store calls run from async endpoints: a worker thread, unless the store says
+        # it never waits (InMemoryStore), whose calls then run on the event loop.
+        self._on_loop = getattr(lz.store, "blocking", True) is False
+
+    async def offload(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a blocking store call from an async endpoint (see the module docstring)."""
+        if self._on_loop:
+            return await _on_loop(func, *args)
+        return await _in_thread(func, *args)
+
+    async def shielded(self, func: Callable[[], T]) -> T:
+        """``offload``, but a cancellation cannot stop it: a hold's release."""
+        if self._on_loop:
+            return await _on_loop_shielded(func)
+        return await _shielded(func)
 
     # -- subjects and denials
     async def subject(self, request: Request) -> object:
@@ -208,7 +240,7 @@ class LicenzyASGI:
         """The subject_ref when the request's subject has access (to ``feature``, when one
         is named); raises the denial otherwise."""
         subject = await self.subject(request)
-        return await _in_thread(_common.check_access, self.lz, subject, feature)
+        return await self.offload(_common.check_access, self.lz, subject, feature)
 
     def reservation(self, request: Request, subject: object, units: Units[Request],
                     view: str, meter: str = "units") -> Callable[[], Reservation]:
@@ -242,7 +274,7 @@ class LicenzyASGI:
         except LicenzyError as error:
             status, body = _common.denial(error)
         else:
-            status, body = await _in_thread(_common.webhook, self.lz, payload,
+            status, body = await self.offload(_common.webhook, self.lz, payload,
                                             request.headers.get(_common.SIGNATURE_HEADER))
         return JSONResponse(body, status_code=status)
 
@@ -250,7 +282,7 @@ class LicenzyASGI:
         try:
             subject = await self.subject(request)
             raw = await _body(request, self.checkout_max_bytes)
-            body = await _in_thread(_common.checkout, self.lz, subject, raw,
+            body = await self.offload(_common.checkout, self.lz, subject, raw,
                                     request.headers.get(_common.IDEMPOTENCY_HEADER))
         except LicenzyError as error:
             return self.deny(request, error)
@@ -258,7 +290,7 @@ class LicenzyASGI:
 
     async def _access(self, request: Request) -> Response:
         try:
-            body = await _in_thread(_common.customer_access, self.lz,
+            body = await self.offload(_common.customer_access, self.lz,
                                     await self.subject(request))
         except LicenzyError as error:
             return self.deny(request, error)
@@ -393,7 +425,7 @@ def consumes_usage(units: Units[Request], *, meter: str = "units") -> Callable[[
                     return config.deny(request, error)
                 outcome = await _common.metered_async(
                     reserve, lambda reservation: endpoint(*args, **kwargs), _status_of,
-                    offload=_in_thread, shielded=_shielded, abandoned=_cancelled)
+                    offload=config.offload, shielded=config.shielded, abandoned=_cancelled)
                 if isinstance(outcome, _common.Denied):
                     return config.deny(request, outcome.error)
                 return outcome
@@ -457,7 +489,7 @@ def require_access(licenzy: Licenzy | LicenzyASGI, feature: str | None = None, *
     async def dependency(request: Request, subject: object = _NO_SUBJECT) -> str:
         try:
             value = await config.subject(request) if subject is _NO_SUBJECT else subject
-            return await _in_thread(_common.check_access, config.lz, value, feature)
+            return await config.offload(_common.check_access, config.lz, value, feature)
         except LicenzyError as error:
             raise LicenzyDenied(error, config.deny(request, error)) from None
 
@@ -488,7 +520,8 @@ def consume_usage(licenzy: Licenzy | LicenzyASGI, units: Units[Request], *,
                                "app.router.route_class = LicenzyRoute")
         endpoint = request.scope.get("endpoint")
         view = _common.view_id(endpoint) if endpoint is not None else request.url.path
-        hold = _common.AsyncHold(offload=_in_thread, shielded=_shielded, abandoned=_cancelled)
+        hold = _common.AsyncHold(offload=config.offload, shielded=config.shielded,
+                                 abandoned=_cancelled)
         try:
             value = await config.subject(request) if subject is _NO_SUBJECT else subject
             reservation = await hold.take(config.reservation(request, value, units, view,

@@ -21,6 +21,10 @@ store:
 * ``insert_*`` of a row whose unique key exists raises :class:`DuplicateKey` (the race of two
   concurrent inserts included), which the core turns into "duplicate"/"replay" answers;
 * any failure to reach the database raises :class:`~licenzy_embed.errors.StoreUnavailable`.
+
+A store may also set ``blocking = False`` when none of its calls ever waits on I/O or on
+another process (``InMemoryStore``); the async adapters then call it on the event loop instead
+of in a worker thread. Without the attribute a store is taken to block.
 """
 
 from __future__ import annotations

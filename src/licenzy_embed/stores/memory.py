@@ -290,6 +290,10 @@ class _MemoryTransaction:
 class InMemoryStore:
     """Thread-safe, single-process store. State lives as long as the object."""
 
+    # Every call returns without waiting on I/O (its lock is held for microseconds), so the
+    # async adapters call it on the event loop rather than in a worker thread.
+    blocking = False
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._tables = _Tables()
