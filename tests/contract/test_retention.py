@@ -20,6 +20,7 @@ from licenzy_embed.stores.base import Store
 from licenzy_embed.testing import FrozenClock, StripeSimulator
 
 from ._support import new_subject, snapshot
+from .test_concurrency import run_together
 
 DAY = timedelta(days=1)
 
@@ -209,3 +210,46 @@ def test_prune_keeps_every_row_younger_than_the_window(
                 assert (tx.get_usage_record(subject, key) is None) == gone
         else:
             assert (lz.get_reservation(thing.id) is None) == gone
+
+
+def test_a_prune_racing_spends_and_holds_on_the_subject_breaks_nothing(
+        lz: Licenzy, store: Store, clock: FrozenClock, subject: str) -> None:
+    """Prunes in small batches run while threads revive old released holds (the rows the prune
+    is deleting), commit open ones and spend: the prune's delete re-checks each row, so no
+    hold being revived or settled goes, and every unit is accounted for."""
+    lz.grant(subject, "CREDITS_1K", reason="a")
+    for i in range(10):
+        lz.consume_usage(subject, 1, idempotency_key=f"c{i}")
+        lz.reserve_usage(subject, 1, idempotency_key=f"r{i}").release()
+        lz.reserve_usage(subject, 1, idempotency_key=f"k{i}").commit()
+    open_holds = [lz.reserve_usage(subject, 1, idempotency_key=f"o{i}", ttl=60 * DAY)
+                  for i in range(5)]
+    clock.advance(days=2)
+
+    def pruner() -> int:
+        return sum(retention.prune(store, lz.mode, lz.now(),
+                                   idempotency_window=retention.IDEMPOTENCY_WINDOW,
+                                   event_window=retention.EVENT_WINDOW, dry_run=False,
+                                   batch=2).total for _ in range(3))
+
+    def revive(i: int) -> str:
+        hold = lz.reserve_usage(subject, 1, idempotency_key=f"r{i}")
+        hold.commit()
+        return hold.id
+
+    workers: list[Any] = [pruner, pruner]
+    workers += [lambda i=i: revive(i) for i in range(10)]
+    workers += [lambda h=h: h.commit() and h.id for h in open_holds]
+    workers += [lambda i=i: lz.consume_usage(subject, 1, idempotency_key=f"n{i}")
+                for i in range(5)]
+    results = run_together(workers)
+
+    for hold_id in results[2:17]:
+        assert lz.get_reservation(hold_id).status == "committed"  # type: ignore[union-attr]
+    assert lz.entitlements(subject)[0].usage_remaining == 1000 - 10 - 10 - 10 - 5 - 5
+    lz.prune_history()
+    with store.transaction(lz.mode) as tx:
+        assert all(tx.get_usage_record(subject, f"c{i}") is None for i in range(10))
+        assert all(tx.get_hold_by_key(subject, f"k{i}") is None for i in range(10))
+        assert all(tx.get_hold_by_key(subject, f"r{i}") is not None for i in range(10))
+    assert lz.consume_usage(subject, 1, idempotency_key="n0").replayed

@@ -1241,7 +1241,8 @@ class SQLAlchemyStore:
         done = 0
         last: tuple[Any, ...] | None = None
         while True:
-            query = sa.select(*keys).where(condition)
+            extra = [_HOLDS.c.subject_ref] if kind == HOLDS else []
+            query = sa.select(*keys, *extra).where(condition)
             if last is not None:
                 query = query.where(_after(keys, last))
             rows = self._read(query.order_by(*keys).limit(batch))
@@ -1250,10 +1251,24 @@ class SQLAlchemyStore:
             found = [tuple(r[k] for k in keys) for r in rows]
             chosen = (keys[0].in_([f[0] for f in found]) if len(keys) == 1
                       else sa.tuple_(*keys).in_(found))
-            done += self._write(table.delete().where(condition, chosen))
+            subjects = sorted({r[_HOLDS.c.subject_ref] for r in rows}) if kind == HOLDS else []
+            done += self._delete_batch(mode, table.delete().where(condition, chosen), subjects)
             if len(rows) < batch:
                 return done
             last = found[-1]
+
+    def _delete_batch(self, mode: str, delete: Executable, subjects: list[str]) -> int:
+        """One batch, in its own transaction. For holds, the subjects' entitlement rows are
+        locked first (what every reserve, spend and commit locks before it reads a hold): a
+        retry reviving a released hold reads it under that lock and then updates it, so the
+        delete must not slip in between (it would leave the retry updating nothing)."""
+        with self._turn(), _translated(), self._writer.begin() as conn:
+            if subjects:
+                conn.execute(sa.select(_ENT.c.id).where(
+                    _ENT.c.mode == mode, _ENT.c.subject_ref.in_(subjects))
+                    .order_by(_ENT.c.subject_ref, _ENT.c.created_at, _ENT.c.id)
+                    .with_for_update()).all()
+            return int(conn.execute(delete).rowcount)
 
 
 def _prunable(kind: str, before: datetime
