@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import validation
+from . import retention, validation
 from ._ids import new_id
 from .access import AccessDecision, CustomerAccess
 from .catalog import Catalog, Product
@@ -511,6 +511,21 @@ class Licenzy:
         from .reconcile import Reconciler
 
         return Reconciler(self).run(since=since, dry_run=dry_run, progress=progress)
+
+    def prune_history(self, *, dry_run: bool = False, now: datetime | None = None,
+                      idempotency_window: timedelta = retention.IDEMPOTENCY_WINDOW,
+                      event_window: timedelta = retention.EVENT_WINDOW
+                      ) -> retention.PruneReport:
+        """Delete, in this Licenzy's mode, the history no retry or replay can need any more:
+        holds settled and usage records made before ``idempotency_window`` (at least 1 hour),
+        processed webhook event ids and delivered change events older than ``event_window``
+        (at least 31 days: ``reconcile`` replays 30). Never an open hold, the ledger,
+        watermarks, entitlements, checkout attempts or customers. ``dry_run``: count, delete
+        nothing. In batches, each its own short transaction. See
+        :mod:`licenzy_embed.retention`."""
+        return retention.prune(self.store, self.mode, self.now() if now is None else now,
+                               idempotency_window=idempotency_window,
+                               event_window=event_window, dry_run=dry_run)
 
     def handle_webhook(self, payload: bytes, signature_header: str) -> WebhookResult:
         """Verify and apply one Stripe delivery, exactly once. Raises ``InvalidSignature``,

@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from ..errors import LicenzyError
-from . import admin, customers, doctor, events, migrate, reconcile
+from . import admin, customers, doctor, events, migrate, prune, reconcile
 from ._app import APP_ENV, AppLocation, pass_licenzy
 from ._output import FAILED, OK, PROG, CommandFailed, UsageFailure, failure_for
 from .migrate import URL_ENV
@@ -32,7 +32,7 @@ from .migrate import URL_ENV
 __all__ = ["APP_ENV", "URL_ENV", "CommandFailed", "UsageFailure", "cli", "main",
            "pass_licenzy"]
 
-COMMAND_MODULES = (migrate, doctor, customers, admin, reconcile, events)
+COMMAND_MODULES = (migrate, doctor, customers, admin, reconcile, events, prune)
 
 EPILOG = f"""\b
 Exit status: 0 ok; 1 a check or the command failed; 2 a usage error (nothing changed).
@@ -42,6 +42,7 @@ Examples:
   {PROG} migrate --url postgresql://app@db/app
   {PROG} --app myapp.billing:lz reconcile --since 7d --dry-run
   {PROG} --app myapp.billing:lz events deliver
+  {PROG} --app myapp.billing:lz prune --dry-run
 """
 
 

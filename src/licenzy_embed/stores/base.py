@@ -229,6 +229,15 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    # retention (see licenzy_embed.retention)
+    def prune(self, mode: str, kind: str, before: datetime, *, batch: int,
+              dry_run: bool = False) -> int:
+        """Delete the rows of ``kind`` (one of ``retention.KINDS``) dated before ``before``:
+        holds settled (never ``held`` ones), usage records, processed events, change events
+        delivered (never pending ones). At most ``batch`` rows per transaction, each of which
+        re-checks the row's status and date, so a hold revived by a retry meanwhile stays.
+        Return how many went (with ``dry_run``: how many would, deleting nothing)."""
+
 
 def sorted_oldest_first(records: Iterable[EntitlementRecord]) -> list[EntitlementRecord]:
     """The order every store returns a subject's entitlements in: (created_at, id)."""

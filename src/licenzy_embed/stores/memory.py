@@ -30,6 +30,7 @@ from ..records import (
     UsageRecord,
     Watermark,
 )
+from ..retention import HOLDS, KINDS, OUTBOX, PROCESSED_EVENTS, SETTLED, USAGE_RECORDS
 from .base import DuplicateKey, LockedSubject, UnitsConflict, sorted_oldest_first
 
 K = TypeVar("K")
@@ -461,3 +462,47 @@ class InMemoryStore:
 
     def close(self) -> None:
         pass
+
+    # -- retention
+    def _prunable(self, mode: str, kind: str, before: datetime) -> list[Any]:
+        t = self._tables
+        if kind == HOLDS:
+            return [k for k, h in t.holds.items() if k[0] == mode and h.status in SETTLED
+                    and h.settled_at is not None and h.settled_at < before]
+        if kind == USAGE_RECORDS:
+            return [k for k, u in t.usage.items() if k[0] == mode and u.created_at < before]
+        if kind == PROCESSED_EVENTS:
+            return [k for k, e in t.events.items() if k[0] == mode and e.processed_at < before]
+        if kind == OUTBOX:
+            return [k for k, o in t.outbox.items() if k[0] == mode and o.status == DELIVERED
+                    and o.delivered_at is not None and o.delivered_at < before]
+        raise ValueError(f"cannot prune {kind!r}: one of {', '.join(KINDS)}")
+
+    def _delete(self, kind: str, key: Any) -> None:
+        t = self._tables
+        if kind == HOLDS:
+            hold = t.holds.pop(key)
+            t.holds_by_key.pop((hold.mode, hold.subject_ref, hold.idempotency_key), None)
+            # A settled hold is in no subject's open-hold index: nothing to drop there.
+        elif kind == USAGE_RECORDS:
+            del t.usage[key]
+        elif kind == PROCESSED_EVENTS:
+            del t.events[key]
+        else:
+            del t.outbox[key]
+            t.outbox_pending.pop(key, None)
+
+    def prune(self, mode: str, kind: str, before: datetime, *, batch: int,
+              dry_run: bool = False) -> int:
+        self._check()
+        done = 0
+        while True:
+            with self._lock:  # one batch at a time: other threads get the lock in between
+                found = self._prunable(mode, kind, before)
+                if dry_run:
+                    return len(found)
+                for key in found[:batch]:
+                    self._delete(kind, key)
+                done += min(len(found), batch)
+            if len(found) <= batch:
+                return done

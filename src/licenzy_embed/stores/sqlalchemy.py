@@ -78,6 +78,7 @@ from ..records import (
     UsageRecord,
     Watermark,
 )
+from ..retention import HOLDS, KINDS, OUTBOX, PROCESSED_EVENTS, SETTLED, USAGE_RECORDS
 from . import _sql_schema as schema
 from ._sql_probe import Probe
 from .base import DuplicateKey, LockedSubject, UnitsConflict
@@ -1329,6 +1330,80 @@ class SQLAlchemyStore:
         """Dispose of the engine the store created (an app's own engine stays open)."""
         if self._owns_engine:
             self.engine.dispose()
+
+    # -- retention
+    def prune(self, mode: str, kind: str, before: datetime, *, batch: int,
+              dry_run: bool = False) -> int:
+        """Walks the table once in primary-key order (keyset batches: each read starts after
+        the last key of the one before), then deletes a batch by primary key in its own short
+        transaction whose WHERE re-checks status and date. No index on the dates: it would
+        cost every spend and every webhook one more index write to speed up a rare job, and
+        the walk reads each row once per run (a full scan, in batches, never a long lock)."""
+        table, keys, old = _prunable(kind, before)
+        condition = sa.and_(table.c.mode == mode, old)
+        if dry_run:
+            rows = self._read(sa.select(sa.func.count().label("n")).select_from(table)
+                              .where(condition))
+            return int(rows[0]["n"])
+        done = 0
+        last: tuple[Any, ...] | None = None
+        while True:
+            extra = [_HOLDS.c.subject_ref] if kind == HOLDS else []
+            query = sa.select(*keys, *extra).where(condition)
+            if last is not None:
+                query = query.where(_after(keys, last))
+            rows = self._read(query.order_by(*keys).limit(batch))
+            if not rows:
+                return done
+            found = [tuple(r[k] for k in keys) for r in rows]
+            chosen = (keys[0].in_([f[0] for f in found]) if len(keys) == 1
+                      else sa.tuple_(*keys).in_(found))
+            subjects = sorted({r[_HOLDS.c.subject_ref] for r in rows}) if kind == HOLDS else []
+            done += self._delete_batch(mode, table.delete().where(condition, chosen), subjects)
+            if len(rows) < batch:
+                return done
+            last = found[-1]
+
+    def _delete_batch(self, mode: str, delete: Executable, subjects: list[str]) -> int:
+        """One batch, in its own transaction. For holds, the subjects' entitlement rows are
+        locked first (what every reserve, spend and commit locks before it reads a hold): a
+        retry reviving a released hold reads it under that lock and then updates it, so the
+        delete must not slip in between (it would leave the retry updating nothing)."""
+        with self._turn(), _translated(), self._writer.begin() as conn:
+            if subjects:
+                conn.execute(sa.select(_ENT.c.id).where(
+                    _ENT.c.mode == mode, _ENT.c.subject_ref.in_(subjects))
+                    .order_by(_ENT.c.subject_ref, _ENT.c.created_at, _ENT.c.id)
+                    .with_for_update()).all()
+            return int(conn.execute(delete).rowcount)
+
+
+def _prunable(kind: str, before: datetime
+              ) -> tuple[sa.Table, list[sa.Column[Any]], sa.ColumnElement[bool]]:
+    """The table of ``kind``, its primary key within a mode, and "old enough to go"."""
+    if kind == HOLDS:
+        t = _HOLDS
+        return t, [t.c.id], sa.and_(t.c.status.in_(SETTLED), t.c.settled_at < before)
+    if kind == USAGE_RECORDS:
+        t = schema.usage_records
+        return t, [t.c.subject_ref, t.c.idempotency_key], t.c.created_at < before
+    if kind == PROCESSED_EVENTS:
+        t = schema.processed_events
+        return t, [t.c.event_id], t.c.processed_at < before
+    if kind == OUTBOX:
+        t = _OUTBOX
+        return t, [t.c.seq], sa.and_(t.c.status == DELIVERED, t.c.delivered_at < before)
+    raise ValueError(f"cannot prune {kind!r}: one of {', '.join(KINDS)}")
+
+
+def _after(keys: list[sa.Column[Any]], last: tuple[Any, ...]) -> sa.ColumnElement[bool]:
+    """Keys after ``last`` in key order, spelled out (a row-value comparison is not a range
+    scan on every backend)."""
+    first = keys[0] > sa.bindparam(None, last[0], type_=keys[0].type)
+    if len(keys) == 1:
+        return first
+    same = keys[0] == sa.bindparam(None, last[0], type_=keys[0].type)
+    return sa.or_(first, sa.and_(same, _after(keys[1:], last[1:])))
 
 
 # ---------------------------------------------------------------------------- migrations

@@ -126,3 +126,15 @@ def test_licenzy_reconcile_heals_a_lost_cancellation(lz: Licenzy) -> None:
     assert "1 subjects changed" in out.getvalue() and "alice: active -> canceled" in (
         out.getvalue())
     assert not lz.check_access("alice")
+
+
+def test_licenzy_prune_counts_then_deletes(lz: Licenzy) -> None:
+    get_licenzy()
+    dry = StringIO()
+    call_command("licenzy_prune", "--dry-run", "--json", stdout=dry)
+    body = json.loads(dry.getvalue())
+    assert body["dry_run"] is True and set(body["counts"]) == {
+        "holds", "usage_records", "processed_events", "outbox"}
+    out = StringIO()
+    call_command("licenzy_prune", stdout=out)
+    assert out.getvalue().startswith("deleted 0 rows")
