@@ -113,8 +113,14 @@ async def _shielded(func: Callable[[], T]) -> T:
 
 async def _on_loop(func: Callable[..., T], *args: Any) -> T:
     # A store that never waits (``blocking = False``): a worker thread would cost more than
-    # the call. The checkpoint first is where a request given up meanwhile is cancelled — as
-    # it would be awaiting the thread — so its hold is given back, never committed.
+    # the call.
+    return func(*args)
+
+
+async def _on_loop_checked(func: Callable[..., T], *args: Any) -> T:
+    # A hold's reserve and settle: the checkpoint first is where a request given up meanwhile
+    # is cancelled — as it would be awaiting the thread — so its hold is given back, never
+    # committed. (A plain check needs none: it charges nothing.)
     await anyio.lowlevel.checkpoint()
     return func(*args)
 
@@ -211,6 +217,12 @@ class LicenzyASGI:
         """Run a blocking store call from an async endpoint (see the module docstring)."""
         if self._on_loop:
             return await _on_loop(func, *args)
+        return await _in_thread(func, *args)
+
+    async def offload_hold(self, func: Callable[..., T], *args: Any) -> T:
+        """``offload`` for a hold's reserve and settle (see ``_on_loop_checked``)."""
+        if self._on_loop:
+            return await _on_loop_checked(func, *args)
         return await _in_thread(func, *args)
 
     async def shielded(self, func: Callable[[], T]) -> T:
@@ -425,7 +437,8 @@ def consumes_usage(units: Units[Request], *, meter: str = "units") -> Callable[[
                     return config.deny(request, error)
                 outcome = await _common.metered_async(
                     reserve, lambda reservation: endpoint(*args, **kwargs), _status_of,
-                    offload=config.offload, shielded=config.shielded, abandoned=_cancelled)
+                    offload=config.offload_hold, shielded=config.shielded,
+                    abandoned=_cancelled)
                 if isinstance(outcome, _common.Denied):
                     return config.deny(request, outcome.error)
                 return outcome
@@ -520,7 +533,7 @@ def consume_usage(licenzy: Licenzy | LicenzyASGI, units: Units[Request], *,
                                "app.router.route_class = LicenzyRoute")
         endpoint = request.scope.get("endpoint")
         view = _common.view_id(endpoint) if endpoint is not None else request.url.path
-        hold = _common.AsyncHold(offload=config.offload, shielded=config.shielded,
+        hold = _common.AsyncHold(offload=config.offload_hold, shielded=config.shielded,
                                  abandoned=_cancelled)
         try:
             value = await config.subject(request) if subject is _NO_SUBJECT else subject
