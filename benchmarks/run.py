@@ -581,7 +581,8 @@ def section_servers(opts: Options) -> Section:
         "library at all (the access check's SELECT; the spend's bare INSERT + UPDATE "
         "transaction, on the same hot subject; in a worker thread on uvicorn, as the "
         "decorators do): what one database read, or one durable write, per request costs "
-        "this server, whoever does it.")
+        "this server, whoever does it. The memory rows give each worker process its own "
+        "InMemoryStore, granted at start: the decorators' own cost, with no database.")
     return section
 
 
