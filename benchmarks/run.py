@@ -59,6 +59,7 @@ from _databases import (
 )
 from _measure import Row, Section, fmt_rate, fmt_time, interleaved, machine, throughput
 from _workers import FEATURE, PRODUCTS, SUBJECT, WEBHOOK_SECRET, spend_loop
+from apps.common import BARE_DECREMENT, BARE_INSERT
 
 import stripe
 from licenzy_embed import InMemoryStore, Licenzy
@@ -208,12 +209,7 @@ def sql_spend_floor(lz: Licenzy, url: str, subject: str) -> tuple[Callable[[], N
     """One transaction: the idempotency record's insert and the conditional decrement, on a
     plain engine, the statements built once."""
     (ent,) = lz.store.list_entitlements(lz.mode, subject)
-    usage, ents = schema.usage_records, schema.entitlements
-    insert = usage.insert()
-    decrement = (ents.update()
-                 .where(ents.c.mode == sa.bindparam("b_mode"), ents.c.id == sa.bindparam("b_id"),
-                        ents.c.usage_remaining >= sa.bindparam("b_units"))
-                 .values(usage_remaining=ents.c.usage_remaining - sa.bindparam("b_units")))
+    insert, decrement = BARE_INSERT, BARE_DECREMENT
     engine = plain_engine(url)
     key = keys("floor")
     mode = lz.mode

@@ -46,8 +46,10 @@ def subject(*_: object) -> str:
 
 _bare: dict[str, Any] = {}
 _ENT, _USAGE = schema.entitlements, schema.usage_records
-_INSERT = _USAGE.insert()
-_DECREMENT = (_ENT.update()
+# The spend's floor (also benchmarks/run.py's, section 2a): the idempotency record's INSERT and
+# the conditional decrement, built once.
+BARE_INSERT = _USAGE.insert()
+BARE_DECREMENT = (_ENT.update()
               .where(_ENT.c.mode == sa.bindparam("b_mode"), _ENT.c.id == sa.bindparam("b_id"),
                      _ENT.c.usage_remaining >= sa.bindparam("b_units"))
               .values(usage_remaining=_ENT.c.usage_remaining - sa.bindparam("b_units")))
@@ -79,8 +81,8 @@ def bare_spend() -> None:
     decrement of the subject's entitlement."""
     engine = _engine()
     with engine.begin() as conn:
-        conn.execute(_INSERT, {"mode": MODE, "subject_ref": SUBJECT,
+        conn.execute(BARE_INSERT, {"mode": MODE, "subject_ref": SUBJECT,
                                "idempotency_key": f"{_bare['prefix']}-{next(_bare['keys'])}",
                                "units": 1, "allocations": "[]", "usage_remaining": 0,
                                "created_at": datetime.now(timezone.utc)})
-        conn.execute(_DECREMENT, {"b_mode": MODE, "b_id": _bare["entitlement"], "b_units": 1})
+        conn.execute(BARE_DECREMENT, {"b_mode": MODE, "b_id": _bare["entitlement"], "b_units": 1})
