@@ -64,6 +64,7 @@ from apps.common import BARE_DECREMENT, BARE_INSERT
 import stripe
 from licenzy_embed import InMemoryStore, Licenzy
 from licenzy_embed.stores import _sql_schema as schema
+from licenzy_embed.stores._sql_probe import Probe
 from licenzy_embed.testing import StripeSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,13 +326,51 @@ def section_spend(opts: Options) -> Section:
                 section.rows.append(Row(f"{label}, {name}", fmt_time(got[path]), floor_name,
                                         fmt_time(got["floor"]), f"{ratio:.2f}\u00d7", budget, holds,
                                         opts.command("spend", name)))
+            if url is not None:
+                section.rows.append(statement_cost(lz, url, name, opts))
             if opts.profile:
                 profile(f"consume_{name}", consume, n_mem if url is None else n_sql * 5)
     section.notes.append(
         "reserve + commit is two transactions (the hold, then its settlement); it is set "
         "against the same one-transaction floor, so its ratio is expected near twice the "
-        "spend's.")
+        "spend's. The last row per database is what one statement costs inside an open "
+        "transaction: the entitlement's row read by primary key through SQLAlchemy Core (as "
+        "the store and the floor send theirs), against the same SQL and parameters on the "
+        "driver's cursor; a spend sends 6 or 7 statements, the floor 2.")
     return section
+
+
+def statement_cost(lz: Licenzy, url: str, name: str, opts: Options) -> Row:
+    """One prebuilt SELECT by primary key inside one open transaction, through SQLAlchemy
+    Core and on the driver's own cursor, interleaved."""
+    (ent,) = lz.store.list_entitlements(lz.mode, SUBJECT)
+    table = schema.entitlements
+    statement = sa.select(table).where(table.c.mode == sa.bindparam("b_mode"),
+                                       table.c.id == sa.bindparam("b_id"))
+    params = {"b_mode": lz.mode, "b_id": ent.id}
+    engine = plain_engine(url)
+    probe = Probe(engine, statement)
+    raw_params = probe.parameters(params)
+    try:
+        with engine.connect() as conn, conn.begin():
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+            def core() -> Any:
+                return conn.execute(statement, params).first()
+
+            def driver() -> Any:
+                cursor.execute(probe.sql, raw_params)
+                return cursor.fetchone()
+
+            n, rounds = opts.pick((400, 7), (100, 3))
+            got = interleaved({"core": core, "driver": driver}, n, rounds)
+            cursor.close()
+    finally:
+        engine.dispose()
+    return Row(f"one statement in a transaction, SQLAlchemy Core, {name}",
+               fmt_time(got["core"]), "the same statement on the driver's cursor",
+               fmt_time(got["driver"]), f"{got['core'] / got['driver']:.2f}\u00d7", "—",
+               None, opts.command("spend", name))
 
 
 def section_throughput(opts: Options) -> Section:

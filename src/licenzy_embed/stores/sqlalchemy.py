@@ -596,9 +596,8 @@ _OUTBOX = schema.outbox
 # "held" written into the SQL, not sent as a parameter: PostgreSQL plans a statement psycopg
 # prepared (after five runs) once for any parameter values, and for ``status = $3`` it
 # assumes a third of the holds match — enough for it to answer "does this subject have an
-# expired hold?" with a sequential scan of every hold ever made (41 ms at 200 000 settled
-# holds; see BENCHMARKS.md, section 6). With the literal it knows "held" is rare and uses
-# the index.
+# expired hold?" with a sequential scan of every hold ever made (BENCHMARKS.md, "Fixed
+# here"). With the literal it knows "held" is rare and uses the index.
 _HELD = sa.literal("held", _HOLDS.c.status.type, literal_execute=True)
 _PENDING = sa.literal(PENDING, _OUTBOX.c.status.type, literal_execute=True)  # the same, due events
 
